@@ -1,0 +1,362 @@
+//! File model → runtime snapshot, collecting every problem with its field path.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use http::HeaderValue;
+
+use super::model::{AppFile, FileConfig, HostHeaderFile, OriginFile};
+use super::problems::Problems;
+use super::{AdminSettings, App, Gateway, Limits, Listener, Origin, ServerSettings};
+use crate::proxy::headers::ManagedHeaders;
+use crate::route::host::{canonical_host, HostTable};
+use crate::route::rules::RouteTable;
+
+/// Compiles a parsed file, or returns every problem in it.
+pub fn compile(file: FileConfig) -> Result<Gateway, Problems> {
+    let mut problems = Problems::default();
+
+    if file.listen.is_empty() {
+        problems.add("listen", "at least one listener is needed");
+    }
+    let listeners = file
+        .listen
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let address = socket_addr(&l.address, &format!("listen[{i}].address"), &mut problems)?;
+            Some(Listener {
+                address,
+                h2c: l.h2c,
+            })
+        })
+        .collect();
+
+    let admin_listen = socket_addr(&file.admin.listen, "admin.listen", &mut problems);
+
+    if file.server.threads == Some(0) {
+        problems.add("server.threads", "must be at least 1");
+    }
+    let server = ServerSettings {
+        threads: file.server.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        }),
+        drain_timeout: file.server.drain_timeout.duration(),
+        upstream_keepalive_pool_size: file.server.upstream_keepalive_pool_size,
+    };
+
+    if file.limits.max_request_header_bytes < 1024 {
+        problems.add("limits.max_request_header_bytes", "must be at least 1024");
+    }
+    let limits = Limits {
+        max_request_header_bytes: file.limits.max_request_header_bytes,
+        max_request_body_bytes: file.limits.max_request_body_bytes,
+        max_response_body_bytes: file.limits.max_response_body_bytes,
+    };
+
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&file.log.level) {
+        problems.add("log.level", format!("not a log filter: {e}"));
+    }
+
+    let trusted_proxies = file
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .filter_map(|(i, written)| {
+            let net = written
+                .parse::<ipnet::IpNet>()
+                .ok()
+                .or_else(|| written.parse::<IpAddr>().ok().map(ipnet::IpNet::from));
+            if net.is_none() {
+                problems.add(
+                    &format!("trusted_proxies[{i}]"),
+                    format!("`{written}` is not an IP address or CIDR"),
+                );
+            }
+            net
+        })
+        .collect();
+
+    let managed_headers = match ManagedHeaders::compile(&file.identity_headers.strip) {
+        Ok(headers) => headers,
+        Err((i, message)) => {
+            problems.add(&format!("identity_headers.strip[{i}]"), message);
+            ManagedHeaders::default()
+        }
+    };
+
+    let mut hosts = HostTable::default();
+    let mut ids = HashSet::new();
+    for (i, app) in file.apps.into_iter().enumerate() {
+        let at = format!("apps[{i}]");
+        if !ids.insert(app.id.clone()) {
+            problems.add(
+                &format!("{at}.id"),
+                format!("`{}` is used by another app", app.id),
+            );
+        }
+        compile_app(app, &at, &mut hosts, &mut problems);
+    }
+
+    problems.into_result(Gateway {
+        listeners,
+        server,
+        admin: AdminSettings {
+            listen: admin_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090))),
+            metrics_token: file.admin.metrics_token,
+        },
+        log: file.log,
+        limits,
+        trusted_proxies,
+        managed_headers,
+        hosts,
+    })
+}
+
+fn socket_addr(written: &str, field: &str, problems: &mut Problems) -> Option<SocketAddr> {
+    match written.parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            problems.add(
+                field,
+                format!("`{written}` is not an IP:port address (e.g. 127.0.0.1:8080)"),
+            );
+            None
+        }
+    }
+}
+
+fn compile_app(file: AppFile, at: &str, hosts: &mut HostTable, problems: &mut Problems) {
+    if file.id.trim().is_empty() {
+        problems.add(&format!("{at}.id"), "must not be empty");
+    }
+    let origin = compile_origin(&file.origin, &format!("{at}.origin"), problems);
+    let host = host_name(&file.host, &format!("{at}.host"), problems);
+    let domains: Vec<(usize, Option<String>)> = file
+        .custom_domains
+        .iter()
+        .enumerate()
+        .map(|(j, d)| {
+            (
+                j,
+                host_name(d, &format!("{at}.custom_domains[{j}]"), problems),
+            )
+        })
+        .collect();
+    let routes = RouteTable::compile(file.routes, file.default_action, file.paths, at, problems);
+    let (Some(origin), Some(host)) = (origin, host) else {
+        return;
+    };
+    let app = Arc::new(App {
+        id: Arc::from(file.id.as_str()),
+        host: host.clone(),
+        origin,
+        session_duration: file.session_duration.duration(),
+        routes,
+        paths: file.paths,
+    });
+    let mut claim = |name: String, field: String| {
+        if let Some(owner) = hosts.insert(name.clone(), app.clone()) {
+            problems.add(
+                &field,
+                format!("`{name}` is already served by app `{owner}`"),
+            );
+        }
+    };
+    claim(host, format!("{at}.host"));
+    for (j, domain) in domains {
+        if let Some(domain) = domain {
+            claim(domain, format!("{at}.custom_domains[{j}]"));
+        }
+    }
+}
+
+fn host_name(written: &str, field: &str, problems: &mut Problems) -> Option<String> {
+    match canonical_host(written) {
+        Some(host) if !written.contains(':') || written.starts_with('[') => Some(host),
+        _ => {
+            problems.add(
+                field,
+                format!("`{written}` is not a host name (no scheme, port or path)"),
+            );
+            None
+        }
+    }
+}
+
+fn compile_origin(file: &OriginFile, at: &str, problems: &mut Problems) -> Option<Origin> {
+    let field = format!("{at}.url");
+    let url = match url::Url::parse(&file.url) {
+        Ok(url) => url,
+        Err(e) => {
+            problems.add(&field, format!("`{}` is not a URL: {e}", file.url));
+            return None;
+        }
+    };
+    let tls = match url.scheme() {
+        "http" => false,
+        "https" => true,
+        other => {
+            problems.add(&field, format!("scheme `{other}` is not http or https"));
+            return None;
+        }
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        problems.add(&field, "credentials in the origin URL are not supported");
+        return None;
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        problems.add(&field, "the origin URL must not have a query or fragment");
+        return None;
+    }
+    let Some(host) = url.host_str() else {
+        problems.add(&field, "the origin URL has no host");
+        return None;
+    };
+    let port = url
+        .port_or_known_default()
+        .unwrap_or(if tls { 443 } else { 80 });
+    let bare_host = host.trim_start_matches('[').trim_end_matches(']');
+    let address = match (bare_host, port).to_socket_addrs() {
+        Ok(mut addrs) => addrs.next(),
+        Err(_) => None,
+    };
+    let Some(address) = address else {
+        problems.add(&field, format!("cannot resolve origin host `{host}`"));
+        return None;
+    };
+    let host_header = match file.host_header {
+        HostHeaderFile::Original => None,
+        HostHeaderFile::Origin => {
+            let value = match url.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_string(),
+            };
+            HeaderValue::from_str(&value).ok()
+        }
+    };
+    for (name, value) in [
+        ("connect_timeout", file.connect_timeout),
+        ("read_timeout", file.read_timeout),
+    ] {
+        if value.0 == 0 {
+            problems.add(&format!("{at}.{name}"), "must be at least 1s");
+        }
+    }
+    let mut peer = pingora::upstreams::peer::HttpPeer::new(address, tls, bare_host.to_string());
+    peer.options.connection_timeout = Some(file.connect_timeout.duration());
+    peer.options.read_timeout = Some(file.read_timeout.duration());
+    peer.options.write_timeout = Some(file.read_timeout.duration());
+    peer.options.idle_timeout = Some(file.idle_timeout.duration());
+    peer.options.verify_cert = file.verify_tls;
+    peer.options.verify_hostname = file.verify_tls;
+    Some(Origin {
+        peer,
+        address,
+        tls,
+        sni: bare_host.to_string(),
+        path_prefix: url.path().trim_end_matches('/').to_string(),
+        host_header,
+        connect_timeout: file.connect_timeout.duration(),
+        read_timeout: file.read_timeout.duration(),
+        idle_timeout: file.idle_timeout.duration(),
+        verify_tls: file.verify_tls,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::from_yaml;
+
+    const MINIMAL: &str = "
+apps:
+  - id: demo
+    host: App.Example.com.
+    custom_domains: [app.customer.test]
+    origin: {url: 'http://127.0.0.1:9/base/'}
+";
+
+    #[test]
+    fn defaults_of_a_minimal_file() {
+        let gw = from_yaml(MINIMAL).unwrap();
+        assert_eq!(gw.listeners.len(), 1);
+        assert_eq!(gw.listeners[0].address.to_string(), "127.0.0.1:8080");
+        assert!(gw.listeners[0].h2c);
+        assert_eq!(gw.admin.listen.to_string(), "127.0.0.1:9090");
+        assert_eq!(gw.limits.max_request_header_bytes, 32768);
+        assert_eq!(gw.limits.max_request_body_bytes, 10 * 1024 * 1024);
+        assert!(gw.trusted_proxies.is_empty());
+        assert_eq!(gw.server.drain_timeout.as_secs(), 10);
+        let app = gw.hosts.lookup("app.example.com").unwrap();
+        assert_eq!(app.session_duration.as_secs(), 14 * 86400);
+        assert_eq!(app.origin.path_prefix, "/base");
+        assert_eq!(app.origin.host_header.as_ref().unwrap(), "127.0.0.1:9");
+        assert_eq!(app.origin.connect_timeout.as_secs(), 5);
+        assert_eq!(app.origin.read_timeout.as_secs(), 60);
+        assert!(gw.hosts.lookup("APP.CUSTOMER.TEST:443").is_some());
+        assert!(gw.managed_headers.is_managed("x_auth_request_user"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_field() {
+        let err = from_yaml(&format!("{MINIMAL}    sesion_duration: 1h\n")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("apps[0]"), "{text}");
+        assert!(text.contains("sesion_duration"), "{text}");
+    }
+
+    #[test]
+    fn every_semantic_problem_is_reported_at_once() {
+        let err = from_yaml(
+            "
+listen: [{address: 'nowhere'}]
+admin: {listen: 'localhost'}
+trusted_proxies: ['10.0.0.0/8', 'banana']
+identity_headers: {strip: ['bad header']}
+log: {level: 'info,,=['}
+apps:
+  - id: a
+    host: a.test
+    origin: {url: 'ftp://x'}
+  - id: a
+    host: A.TEST
+    origin: {url: 'http://127.0.0.1:1', connect_timeout: 0}
+  - id: c
+    host: 'http://c.test'
+    origin: {url: 'http://127.0.0.1:1?x=1'}
+",
+        )
+        .unwrap_err()
+        .to_string();
+        for field in [
+            "listen[0].address",
+            "admin.listen",
+            "trusted_proxies[1]",
+            "identity_headers.strip[0]",
+            "log.level",
+            "apps[0].origin.url",
+            "apps[1].id",
+            "apps[1].origin.connect_timeout",
+            "apps[2].host",
+            "apps[2].origin.url",
+        ] {
+            assert!(err.contains(field), "{field} missing from:\n{err}");
+        }
+    }
+
+    #[test]
+    fn a_host_served_twice_is_refused() {
+        let err = from_yaml(
+            "
+apps:
+  - {id: a, host: a.test, origin: {url: 'http://127.0.0.1:1'}}
+  - {id: b, host: b.test, custom_domains: [A.test.], origin: {url: 'http://127.0.0.1:1'}}
+",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("apps[1].custom_domains[0]"), "{err}");
+        assert!(err.contains("app `a`"), "{err}");
+    }
+}

@@ -1,0 +1,160 @@
+//! Configuration: the YAML file model, its validation, and the compiled runtime snapshot.
+//!
+//! `load` reads and validates a file and returns a [`Gateway`] — the runtime snapshot the
+//! proxy consults on every request. Everything that costs (parsing URLs, compiling regexes,
+//! building header names, resolving origin addresses) happens here, once.
+
+pub mod compile;
+pub mod duration;
+pub mod model;
+pub mod problems;
+pub mod secret;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderValue;
+
+use crate::proxy::headers::ManagedHeaders;
+use crate::route::host::HostTable;
+use crate::route::rules::RouteTable;
+pub use model::{FileConfig, LogFile, LogFormat, PathOptionsFile};
+pub use problems::{Problem, Problems};
+pub use secret::Secret;
+
+/// The compiled configuration: what the running gateway consults.
+#[derive(Debug)]
+pub struct Gateway {
+    /// Traffic listeners.
+    pub listeners: Vec<Listener>,
+    /// Worker threads and shutdown timing.
+    pub server: ServerSettings,
+    /// The admin listener.
+    pub admin: AdminSettings,
+    /// Log output.
+    pub log: LogFile,
+    /// Size limits.
+    pub limits: Limits,
+    /// Peers whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Identity header names the gateway owns.
+    pub managed_headers: ManagedHeaders,
+    /// Host name → app.
+    pub hosts: HostTable,
+}
+
+/// A traffic listener.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    /// Address to bind.
+    pub address: SocketAddr,
+    /// Accept cleartext HTTP/2.
+    pub h2c: bool,
+}
+
+/// Process settings.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Worker threads.
+    pub threads: usize,
+    /// In-flight requests get this long to finish after a shutdown signal.
+    pub drain_timeout: Duration,
+    /// Idle origin connections kept.
+    pub upstream_keepalive_pool_size: usize,
+}
+
+/// The admin listener's settings.
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// Bearer token for `/metrics`, if any.
+    pub metrics_token: Option<Secret>,
+}
+
+/// Size limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Request header bytes (431 above).
+    pub max_request_header_bytes: usize,
+    /// Request body bytes (413 above).
+    pub max_request_body_bytes: u64,
+    /// Origin response body bytes (502 above), if limited.
+    pub max_response_body_bytes: Option<u64>,
+}
+
+/// One protected app, compiled.
+#[derive(Debug)]
+pub struct App {
+    /// The app's id, for logs and metrics.
+    pub id: Arc<str>,
+    /// The primary host name.
+    pub host: String,
+    /// Where requests go.
+    pub origin: Origin,
+    /// Absolute session lifetime.
+    pub session_duration: Duration,
+    /// Route rules.
+    pub routes: RouteTable,
+    /// Path opt-ins.
+    pub paths: PathOptionsFile,
+}
+
+/// An app's origin, ready to connect to.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// Resolved address.
+    pub address: SocketAddr,
+    /// Connect with TLS.
+    pub tls: bool,
+    /// TLS server name (the URL's host).
+    pub sni: String,
+    /// Path prefix without trailing `/` (empty for none).
+    pub path_prefix: String,
+    /// `Host` to send; `None` means the client's own.
+    pub host_header: Option<HeaderValue>,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Read timeout.
+    pub read_timeout: Duration,
+    /// Idle keep-alive timeout.
+    pub idle_timeout: Duration,
+    /// Verify the origin's certificate.
+    pub verify_tls: bool,
+    /// The pingora peer, built once and cloned per request.
+    pub peer: pingora::upstreams::peer::HttpPeer,
+}
+
+/// Reads, parses and compiles a configuration file.
+pub fn load(path: &Path) -> Result<Gateway, Problems> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let mut problems = Problems::default();
+        problems.add("(file)", format!("cannot read {}: {e}", path.display()));
+        problems
+    })?;
+    from_yaml(&text)
+}
+
+/// Parses and compiles configuration text.
+pub fn from_yaml(text: &str) -> Result<Gateway, Problems> {
+    let file = parse(text)?;
+    compile::compile(file)
+}
+
+/// Parses configuration text into the file model, naming the field of a syntax error.
+pub fn parse(text: &str) -> Result<FileConfig, Problems> {
+    let deserializer = serde_yaml_ng::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." {
+            "(root)".to_string()
+        } else {
+            field
+        };
+        let mut problems = Problems::default();
+        problems.add(&field, e.into_inner().to_string());
+        problems
+    })
+}

@@ -1,0 +1,336 @@
+//! The configuration *file model*: exactly what `authgate.yaml` may contain.
+//!
+//! Every struct denies unknown fields, because a misspelt key in an auth rule is a security
+//! hole, not a typo. Defaults are written on each field's doc comment and mirrored in the
+//! commented reference file `config/authgate.yaml`. Nothing here is used on the request path:
+//! [`crate::config::compile`] turns this model into the runtime snapshot.
+
+use serde::Deserialize;
+
+use super::duration::Seconds;
+use super::secret::Secret;
+
+/// The whole configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Where the gateway accepts traffic. Default: one plain listener on `127.0.0.1:8080`.
+    #[serde(default = "default_listeners")]
+    pub listen: Vec<ListenerFile>,
+    /// Process settings (worker threads, shutdown).
+    #[serde(default)]
+    pub server: ServerFile,
+    /// The admin listener: health, readiness and metrics.
+    #[serde(default)]
+    pub admin: AdminFile,
+    /// Log format and level.
+    #[serde(default)]
+    pub log: LogFile,
+    /// Request and response size limits, shared by every app.
+    #[serde(default)]
+    pub limits: LimitsFile,
+    /// Peers (CIDRs or addresses) whose `X-Forwarded-*` headers are believed and extended.
+    /// Default: none — the gateway sets those headers from the connection alone.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Identity headers the gateway owns: they are removed from every client request.
+    #[serde(default)]
+    pub identity_headers: IdentityHeadersFile,
+    /// The protected apps, each reached by its host name.
+    #[serde(default)]
+    pub apps: Vec<AppFile>,
+}
+
+fn default_listeners() -> Vec<ListenerFile> {
+    vec![ListenerFile {
+        address: "127.0.0.1:8080".into(),
+        h2c: true,
+    }]
+}
+
+/// One traffic listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerFile {
+    /// `IP:port` to bind, e.g. `0.0.0.0:8080` or `[::]:8080`.
+    pub address: String,
+    /// Accept cleartext HTTP/2 (prior knowledge) beside HTTP/1.1. Default: true.
+    #[serde(default = "yes")]
+    pub h2c: bool,
+}
+
+/// Process-wide settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerFile {
+    /// Worker threads for the proxy. Default: the number of CPUs.
+    pub threads: Option<usize>,
+    /// After SIGTERM or SIGINT the listeners close at once, `/readyz` turns 503, and
+    /// in-flight requests get this long to finish; the process exits when it ends.
+    /// Default: 10s.
+    pub drain_timeout: Seconds,
+    /// Idle keep-alive connections kept to origins, across all apps. Default: 128.
+    pub upstream_keepalive_pool_size: usize,
+}
+
+impl Default for ServerFile {
+    fn default() -> Self {
+        Self {
+            threads: None,
+            drain_timeout: Seconds(10),
+            upstream_keepalive_pool_size: 128,
+        }
+    }
+}
+
+/// The admin listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminFile {
+    /// `IP:port` of the admin listener. Default: `127.0.0.1:9090` (loopback only).
+    pub listen: String,
+    /// Bearer token required on `/metrics` (`${ENV_VAR}`, `file:/path` or a literal).
+    /// Default: none — metrics are open to whoever can reach the admin listener.
+    pub metrics_token: Option<Secret>,
+}
+
+impl Default for AdminFile {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9090".into(),
+            metrics_token: None,
+        }
+    }
+}
+
+/// Log output.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogFile {
+    /// `text` or `json`. Default: `text`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `authgate=debug,pingora=warn`. Default: `info`.
+    /// `RUST_LOG`, when set, wins.
+    pub level: String,
+}
+
+impl Default for LogFile {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Size limits. Requests over a limit are refused before anything reaches the origin.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsFile {
+    /// Total bytes of request header names and values; over it → 431. Default: 32768.
+    pub max_request_header_bytes: usize,
+    /// Request body bytes; over it → 413. Default: 10485760 (10 MiB).
+    pub max_request_body_bytes: u64,
+    /// Response body bytes from the origin; over it → 502 (or the stream is cut once started).
+    /// Default: none.
+    pub max_response_body_bytes: Option<u64>,
+}
+
+impl Default for LimitsFile {
+    fn default() -> Self {
+        Self {
+            max_request_header_bytes: 32 * 1024,
+            max_request_body_bytes: 10 * 1024 * 1024,
+            max_response_body_bytes: None,
+        }
+    }
+}
+
+/// The names of identity headers the gateway manages.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityHeadersFile {
+    /// Header names stripped from every client request; a trailing `*` makes a prefix.
+    /// Matching ignores case and treats `_` like `-`.
+    /// Default: `X-Auth-Request-*`, `X-Forwarded-User`, `X-Forwarded-Email`,
+    /// `X-Forwarded-Groups`, `X-Forwarded-Preferred-Username`, `Remote-User`,
+    /// `X-Authgate-Assertion`.
+    pub strip: Vec<String>,
+}
+
+impl Default for IdentityHeadersFile {
+    fn default() -> Self {
+        Self {
+            strip: [
+                "X-Auth-Request-*",
+                "X-Forwarded-User",
+                "X-Forwarded-Email",
+                "X-Forwarded-Groups",
+                "X-Forwarded-Preferred-Username",
+                "Remote-User",
+                "X-Authgate-Assertion",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
+/// One protected app (Logto's "protected app": host, origin, session duration, page rules).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppFile {
+    /// Stable identifier used in logs and metrics. Required.
+    pub id: String,
+    /// The host name the app is served on. Required.
+    pub host: String,
+    /// More host names serving the same app. Default: none.
+    #[serde(default)]
+    pub custom_domains: Vec<String>,
+    /// Where requests are forwarded. Required.
+    pub origin: OriginFile,
+    /// Absolute lifetime of a sign-in session. Default: 14 days (Logto's default).
+    #[serde(default = "fourteen_days")]
+    pub session_duration: Seconds,
+    /// What happens on a path no route matches. Default: `session` (protect everything).
+    #[serde(default = "default_action")]
+    pub default_action: ActionFile,
+    /// Route rules; the most specific match wins, ties go to the first declared.
+    #[serde(default)]
+    pub routes: Vec<RouteFile>,
+    /// Opt-ins for unusual request paths. Default: all off (such paths get 400).
+    #[serde(default)]
+    pub paths: PathOptionsFile,
+}
+
+fn fourteen_days() -> Seconds {
+    Seconds(14 * 24 * 3600)
+}
+
+fn default_action() -> ActionFile {
+    ActionFile::Session
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The app's origin.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginFile {
+    /// `http://` or `https://` URL, optionally with a path prefix prepended to every request.
+    pub url: String,
+    /// `Host` sent to the origin: `origin` (the URL's host) or `original` (the client's).
+    /// Default: `origin`.
+    #[serde(default)]
+    pub host_header: HostHeaderFile,
+    /// TCP (and TLS) connect timeout. Default: 5s.
+    #[serde(default = "five_seconds")]
+    pub connect_timeout: Seconds,
+    /// Longest wait for each read from the origin. Default: 60s.
+    #[serde(default = "sixty_seconds")]
+    pub read_timeout: Seconds,
+    /// How long an idle keep-alive connection to the origin is kept. Default: 60s.
+    #[serde(default = "sixty_seconds")]
+    pub idle_timeout: Seconds,
+    /// Verify the origin's TLS certificate (https only). Turning this off lets anyone on the
+    /// network path impersonate the origin. Default: true.
+    #[serde(default = "yes")]
+    pub verify_tls: bool,
+}
+
+fn five_seconds() -> Seconds {
+    Seconds(5)
+}
+
+fn sixty_seconds() -> Seconds {
+    Seconds(60)
+}
+
+/// Which `Host` header the origin receives.
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum HostHeaderFile {
+    /// The origin URL's own host (and port, when not the scheme default).
+    #[default]
+    Origin,
+    /// The host the client asked for.
+    Original,
+}
+
+/// What a route does with a request.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionFile {
+    /// Anyone may pass.
+    Public,
+    /// A signed-in browser session is required.
+    Session,
+    /// A valid JWT bearer token is required.
+    Jwt,
+    /// Either a session or a bearer token.
+    SessionOrJwt,
+    /// Nobody may pass (403).
+    Deny,
+}
+
+/// One route rule. Exactly one of `exact`, `prefix`, `glob`, `regex` is given.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    /// Name used in logs and metrics. Default: `routes[N]`.
+    pub name: Option<String>,
+    /// Matches this path only.
+    pub exact: Option<String>,
+    /// Matches this path and everything below it, on whole segments (`/api` matches `/api`
+    /// and `/api/x`, not `/apix`).
+    pub prefix: Option<String>,
+    /// Shell-style pattern: `*` stays inside a segment, `**` crosses segments.
+    pub glob: Option<String>,
+    /// Regular expression matched against the whole path (it is anchored for you).
+    pub regex: Option<String>,
+    /// HTTP methods this rule applies to. Default: all.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// What to do with a matching request.
+    pub action: ActionFile,
+    /// Further requirements on the signed-in identity (session and JWT routes only).
+    #[serde(default)]
+    pub require: Option<RequireFile>,
+}
+
+/// Requirements on the identity, all of which must hold.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RequireFile {
+    /// Every one of these scopes (`scope` string or `scp` array).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// At least one of these groups (`groups` or `roles` claim).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// For each claim, its value must be one of the listed values.
+    #[serde(default)]
+    pub claims: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// Opt-ins for request paths the gateway refuses by default.
+#[derive(Debug, Deserialize, Default, Clone, Copy)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathOptionsFile {
+    /// Pass `%2F` (encoded `/`) and `%5C` (encoded `\`) through undecoded. Default: false.
+    pub allow_encoded_slash: bool,
+    /// Allow `;` in paths (matrix / path parameters such as `;jsessionid=`). Default: false.
+    pub allow_semicolon: bool,
+}

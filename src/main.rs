@@ -1,0 +1,121 @@
+//! The `authgate` command: run the gateway, check a configuration, or start the demo.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use authgate::config;
+use authgate::demo::{self, DemoAddresses};
+
+#[derive(Parser)]
+#[command(
+    name = "authgate",
+    version,
+    about = "Self-hosted authentication gateway"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run {
+        /// Configuration file.
+        #[arg(short, long, default_value = "config/authgate.yaml")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file and print every problem with its field path.
+    Check {
+        /// Configuration file.
+        #[arg(short, long, default_value = "config/authgate.yaml")]
+        config: PathBuf,
+    },
+    /// Run the gateway with a built-in echo origin and demo routes, on loopback only.
+    Demo {
+        /// Gateway address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Admin address (health, readiness, metrics).
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: SocketAddr,
+        /// Address of the built-in echo origin.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        origin: SocketAddr,
+    },
+}
+
+fn report(problems: &config::Problems) {
+    for p in &problems.0 {
+        eprintln!("{}: {}", p.field, p.message);
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config: path } => match config::load(&path) {
+            Ok(gw) => {
+                let apps = gw.hosts.apps().len();
+                println!("{}: ok ({apps} app(s))", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(problems) => {
+                report(&problems);
+                eprintln!("{}: {} problem(s)", path.display(), problems.0.len());
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run { config: path } => {
+            let gw = match config::load(&path) {
+                Ok(gw) => gw,
+                Err(problems) => {
+                    report(&problems);
+                    return ExitCode::FAILURE;
+                }
+            };
+            authgate::logging::init(&gw.log);
+            serve(gw, Some(path))
+        }
+        Command::Demo {
+            listen,
+            admin,
+            origin,
+        } => {
+            let gw = match demo::config(DemoAddresses {
+                listen,
+                admin,
+                origin,
+            }) {
+                Ok(gw) => gw,
+                Err(problems) => {
+                    report(&problems);
+                    return ExitCode::FAILURE;
+                }
+            };
+            authgate::logging::init(&gw.log);
+            if let Err(e) = demo::spawn_origin(origin) {
+                eprintln!("cannot start the demo origin on {origin}: {e}");
+                return ExitCode::FAILURE;
+            }
+            eprintln!(
+                "authgate demo: open http://localhost:{}/ (echo origin on {origin}, admin on http://{admin}/metrics)",
+                listen.port()
+            );
+            serve(gw, None)
+        }
+    }
+}
+
+fn serve(gw: config::Gateway, path: Option<PathBuf>) -> ExitCode {
+    match authgate::server::run(gw, path) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

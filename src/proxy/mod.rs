@@ -1,0 +1,265 @@
+//! The pingora `ProxyHttp` implementation. Each phase is short and delegates: admission
+//! decides, `respond` answers refusals, `headers` prepares what the origin sees, and
+//! `logging` records one access-log event and the metrics.
+
+pub mod admission;
+pub mod ctx;
+pub mod framing;
+pub mod headers;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::FailToProxy;
+use pingora::ErrorType;
+
+use crate::config::Gateway;
+use crate::metrics::Metrics;
+use crate::respond::{self, Reject};
+use crate::route::rules::Action;
+pub use ctx::RequestCtx;
+use headers::{prepare_upstream, Forwarding};
+
+/// The gateway's request path: admission, then forwarding to the app's origin.
+pub struct AuthGate {
+    config: Arc<ArcSwap<Gateway>>,
+    metrics: Arc<Metrics>,
+}
+
+impl AuthGate {
+    /// A gateway serving the current snapshot in `config`, recording into `metrics`.
+    pub fn new(config: Arc<ArcSwap<Gateway>>, metrics: Arc<Metrics>) -> AuthGate {
+        AuthGate { config, metrics }
+    }
+}
+
+fn too_large(what: &'static str) -> Box<Error> {
+    Error::explain(ErrorType::HTTPStatus(413), what)
+}
+
+#[async_trait]
+impl ProxyHttp for AuthGate {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new(self.config.load_full())
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let verdict = admission::admit(&ctx.snapshot, session.req_header());
+        let reject = match verdict {
+            Ok(admitted) => {
+                let reject = match admitted.action {
+                    Action::Public => None,
+                    Action::Deny => Some(Reject::Denied),
+                    // Sign-in and bearer validation are not wired in yet: a protected route
+                    // is never forwarded without them.
+                    Action::Session | Action::Jwt | Action::SessionOrJwt => {
+                        Some(Reject::Unauthenticated)
+                    }
+                };
+                ctx.admitted = Some(admitted);
+                reject
+            }
+            Err((reject, app)) => {
+                ctx.refused_app = app;
+                Some(reject)
+            }
+        };
+        match reject {
+            None => {
+                ctx.decision = "allow";
+                Ok(false)
+            }
+            Some(reject) => {
+                ctx.decision = reject.code();
+                respond::send(session, &reject, &ctx.request_id).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let admitted = ctx
+            .admitted
+            .as_ref()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no app chosen"))?;
+        Ok(Box::new(admitted.app.origin.peer.clone()))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Some(admitted) = ctx.admitted.as_ref() else {
+            return Error::e_explain(ErrorType::InternalError, "no app chosen");
+        };
+        let uri = admitted
+            .upstream_uri
+            .parse::<http::Uri>()
+            .map_err(|e| Error::because(ErrorType::InternalError, "upstream uri", e))?;
+        upstream.set_uri(uri);
+        match &admitted.app.origin.host_header {
+            Some(host) => upstream.insert_header(http::header::HOST, host.clone())?,
+            None => upstream.insert_header(http::header::HOST, admitted.client_host.as_str())?,
+        }
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let peer_trusted = peer.is_some_and(|ip| {
+            ctx.snapshot
+                .trusted_proxies
+                .iter()
+                .any(|net| net.contains(&ip))
+        });
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        let fwd = Forwarding {
+            peer,
+            peer_trusted,
+            proto: if tls { "https" } else { "http" },
+            host: &admitted.client_host,
+            request_id: &ctx.request_id,
+        };
+        prepare_upstream(upstream, &ctx.snapshot.managed_headers, &fwd);
+        ctx.upstream_started = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(chunk) = body {
+            ctx.request_body_bytes += chunk.len() as u64;
+            if ctx.request_body_bytes > ctx.snapshot.limits.max_request_body_bytes {
+                ctx.decision = Reject::BodyTooLarge.code();
+                return Err(too_large("request body too large"));
+            }
+        }
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(limit) = ctx.snapshot.limits.max_response_body_bytes {
+            let declared = upstream
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|len| len > limit) {
+                return Error::e_explain(ErrorType::HTTPStatus(502), "origin response too large");
+            }
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        response.insert_header("x-request-id", ctx.request_id.as_str())?;
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        if let Some(chunk) = body {
+            ctx.response_body_bytes += chunk.len() as u64;
+            if let Some(limit) = ctx.snapshot.limits.max_response_body_bytes {
+                if ctx.response_body_bytes > limit {
+                    return Error::e_explain(
+                        ErrorType::HTTPStatus(502),
+                        "origin response too large",
+                    );
+                }
+            }
+        }
+        if end_of_stream {
+            ctx.finish_upstream();
+        }
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let (status, code, message) = ctx::classify(e);
+        if ctx.decision == "allow" || ctx.decision.is_empty() {
+            ctx.decision = code;
+        }
+        if status > 0 && session.response_written().is_none() {
+            let body = respond::body(code, message);
+            if let Ok(resp) = respond::json_header(status, body.len(), &ctx.request_id) {
+                let _ = session
+                    .as_downstream_mut()
+                    .write_error_response(resp, body)
+                    .await;
+            }
+        }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        ctx.finish_upstream();
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let app = ctx.app_id();
+        let route = ctx.admitted.as_ref().map_or("-", |a| &a.route);
+        let decision = if ctx.decision.is_empty() {
+            "error"
+        } else {
+            ctx.decision
+        };
+        self.metrics.request(app, route, decision, status);
+        if let Some(upstream) = ctx.upstream_duration {
+            self.metrics.upstream(app, upstream.as_secs_f64());
+        }
+        let req = session.req_header();
+        tracing::info!(
+            target: "authgate::access",
+            request_id = %ctx.request_id,
+            app,
+            route,
+            decision,
+            status,
+            method = %req.method,
+            path = req.uri.path(),
+            duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+            upstream_ms = ctx.upstream_duration.map(|d| d.as_secs_f64() * 1000.0),
+            error = e.map(|e| e.etype().as_str()),
+            "request"
+        );
+    }
+}

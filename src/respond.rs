@@ -1,0 +1,114 @@
+//! The one place where a refusal becomes a response: status, short JSON body, metric label.
+//! Details stay in the logs; the client gets a code and one sentence.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+
+use crate::route::path::PathError;
+
+/// Why the gateway answered a request itself instead of forwarding it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Reject {
+    /// No app is configured for the requested host.
+    #[error("no app is served on this host")]
+    UnknownHost,
+    /// The `Host` header is missing, repeated, malformed, or disagrees with the request URI.
+    #[error("missing or ambiguous Host")]
+    BadHost,
+    /// The request path cannot be normalised safely.
+    #[error("{0}")]
+    BadPath(PathError),
+    /// The request's framing is ambiguous (a request-smuggling shape).
+    #[error("{0}")]
+    BadFraming(&'static str),
+    /// The request headers are larger than allowed.
+    #[error("request headers too large")]
+    HeadersTooLarge,
+    /// The request body is larger than allowed.
+    #[error("request body too large")]
+    BodyTooLarge,
+    /// The route needs an identity the request does not carry.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// The route refuses every request.
+    #[error("access denied")]
+    Denied,
+}
+
+impl Reject {
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> u16 {
+        match self {
+            Reject::UnknownHost => 404,
+            Reject::BadHost | Reject::BadPath(_) | Reject::BadFraming(_) => 400,
+            Reject::HeadersTooLarge => 431,
+            Reject::BodyTooLarge => 413,
+            Reject::Unauthenticated => 401,
+            Reject::Denied => 403,
+        }
+    }
+
+    /// The short machine-readable code in the body, and the `decision` label in metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reject::UnknownHost => "unknown_host",
+            Reject::BadHost => "bad_host",
+            Reject::BadPath(_) => "bad_path",
+            Reject::BadFraming(_) => "bad_framing",
+            Reject::HeadersTooLarge => "headers_too_large",
+            Reject::BodyTooLarge => "body_too_large",
+            Reject::Unauthenticated => "unauthenticated",
+            Reject::Denied => "denied",
+        }
+    }
+
+    /// Whether the connection must close afterwards: after a framing error the rest of the
+    /// stream cannot be trusted, and an unread body would be read as the next request.
+    fn closes_connection(&self) -> bool {
+        matches!(
+            self,
+            Reject::BadFraming(_) | Reject::BodyTooLarge | Reject::HeadersTooLarge
+        )
+    }
+}
+
+/// The JSON body for a gateway-made answer.
+pub fn body(code: &str, message: &str) -> Bytes {
+    Bytes::from(serde_json::json!({ "error": code, "message": message }).to_string() + "\n")
+}
+
+/// A response header for a gateway-made JSON answer.
+pub fn json_header(status: u16, len: usize, request_id: &str) -> pingora::Result<ResponseHeader> {
+    let mut resp = ResponseHeader::build(status, Some(5))?;
+    resp.insert_header("content-type", "application/json")?;
+    resp.insert_header("content-length", len)?;
+    resp.insert_header("cache-control", "no-store")?;
+    resp.insert_header("x-request-id", request_id)?;
+    Ok(resp)
+}
+
+/// Writes the answer for `reject` and ends the response.
+pub async fn send(session: &mut Session, reject: &Reject, request_id: &str) -> pingora::Result<()> {
+    let body = body(reject.code(), &reject.to_string());
+    let mut resp = json_header(reject.status(), body.len(), request_id)?;
+    if *reject == Reject::Unauthenticated {
+        resp.insert_header("www-authenticate", "Bearer realm=\"authgate\"")?;
+    }
+    let has_body = session.req_header().headers.contains_key("content-length")
+        || session
+            .req_header()
+            .headers
+            .contains_key("transfer-encoding");
+    if reject.closes_connection() || has_body {
+        session.set_keepalive(None);
+    }
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await?;
+    if !head_only {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! Assembles the pingora server: one proxy service per traffic listener, the admin listener,
+//! configuration reload on SIGHUP, and shutdown on SIGTERM/SIGINT that drains in-flight
+//! requests.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::apps::HttpServerOptions;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::admin::{AdminService, Readiness};
+use crate::config::Gateway;
+use crate::metrics::Metrics;
+use crate::proxy::AuthGate;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The admin listener's address could not be bound.
+    #[error("cannot bind the admin listener on {address}: {source}")]
+    AdminBind {
+        /// The configured address.
+        address: std::net::SocketAddr,
+        /// The bind error.
+        source: std::io::Error,
+    },
+}
+
+/// Builds the server for `gateway` and runs it until a shutdown signal has drained it.
+/// `config_path` is re-read on SIGHUP; a bad file is refused and the running snapshot kept.
+pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartError> {
+    let mut conf = ServerConf {
+        threads: gateway.server.threads,
+        grace_period_seconds: Some(gateway.server.drain_timeout.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(1),
+        upstream_keepalive_pool_size: gateway.server.upstream_keepalive_pool_size,
+        ..ServerConf::default()
+    };
+    // One attempt per request: a failed origin connection is answered with 502 at once.
+    conf.max_retries = 1;
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let metrics = Arc::new(Metrics::new());
+    let readiness = Arc::new(Readiness::new(gateway.listeners.iter().map(|l| l.address)));
+    let admin = AdminService::bind(
+        gateway.admin.listen,
+        metrics.clone(),
+        readiness.clone(),
+        gateway.admin.metrics_token.clone(),
+    )
+    .map_err(|source| StartError::AdminBind {
+        address: gateway.admin.listen,
+        source,
+    })?;
+
+    let listeners = gateway.listeners.clone();
+    let config = Arc::new(ArcSwap::from_pointee(gateway));
+    for (i, listener) in listeners.iter().enumerate() {
+        let gate = AuthGate::new(config.clone(), metrics.clone());
+        let mut service = pingora::proxy::http_proxy_service_with_name(
+            &server.configuration,
+            gate,
+            &format!("authgate proxy {i}"),
+        );
+        if let Some(proxy) = service.app_logic_mut() {
+            let mut options = HttpServerOptions::default();
+            options.h2c = listener.h2c;
+            proxy.server_options = Some(options);
+        }
+        service.add_tcp(&listener.address.to_string());
+        server.add_service(service);
+        tracing::info!(address = %listener.address, h2c = listener.h2c, "traffic listener");
+    }
+    tracing::info!(address = %config.load().admin.listen, "admin listener");
+    server.add_service(background_service("authgate admin", admin));
+    if let Some(path) = config_path {
+        server.add_service(background_service(
+            "authgate reload",
+            Reloader { config, path },
+        ));
+    }
+    server.run(RunArgs {
+        shutdown_signal: Box::new(Signals { readiness }),
+    });
+    Ok(())
+}
+
+/// SIGTERM and SIGINT both drain gracefully; a second signal of either kind is not needed
+/// because the drain is bounded by `server.drain_timeout`.
+struct Signals {
+    readiness: Arc<Readiness>,
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for Signals {
+    async fn recv(&self) -> ShutdownSignal {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::error!("cannot install signal handlers; shutting down");
+            return ShutdownSignal::FastShutdown;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: draining"),
+            _ = int.recv() => tracing::info!("SIGINT: draining"),
+        }
+        self.readiness.start_draining();
+        ShutdownSignal::GracefulTerminate
+    }
+}
+
+/// Re-reads the configuration file on SIGHUP and swaps the snapshot atomically. Listener and
+/// admin addresses are fixed for the process's life; a change to them needs a restart.
+struct Reloader {
+    config: Arc<ArcSwap<Gateway>>,
+    path: PathBuf,
+}
+
+#[async_trait]
+impl BackgroundService for Reloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::error!("cannot install the SIGHUP handler; reload disabled");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {}
+                _ = shutdown.changed() => return,
+            }
+            match crate::config::load(&self.path) {
+                Ok(next) => {
+                    self.config.store(Arc::new(next));
+                    tracing::info!(path = %self.path.display(), "configuration reloaded");
+                }
+                Err(problems) => {
+                    for p in &problems.0 {
+                        tracing::error!(field = %p.field, problem = %p.message, "reload refused; keeping the running configuration");
+                    }
+                }
+            }
+        }
+    }
+}
