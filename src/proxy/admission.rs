@@ -11,7 +11,7 @@ use crate::config::{App, Gateway};
 use crate::proxy::framing;
 use crate::respond::Reject;
 use crate::route::host::canonical_host;
-use crate::route::path::normalize;
+use crate::route::path::{normalize, without_parameters};
 use crate::route::rules::{Action, Route};
 
 /// A request the gateway will forward (once its action is satisfied).
@@ -47,7 +47,8 @@ pub fn admit(gw: &Gateway, req: &RequestHeader) -> Result<Admitted, (Reject, Opt
         .ok_or((Reject::UnknownHost, None))?;
     let path = normalize(req.uri.path(), app.paths)
         .map_err(|e| (Reject::BadPath(e), Some(app.clone())))?;
-    let route: &Route = app.routes.decide(&req.method, &path);
+    // With path parameters allowed, rules see the path the origin will resolve.
+    let route: &Route = app.routes.decide(&req.method, &without_parameters(&path));
     let mut upstream_uri = String::with_capacity(
         app.origin.path_prefix.len() + path.len() + 1 + req.uri.query().map_or(0, str::len),
     );

@@ -58,6 +58,18 @@ pub fn check(req: &RequestHeader, limits: &Limits) -> Result<(), Reject> {
     Ok(())
 }
 
+/// True when a raw HTTP/1 request head carries a `Content-Length` line. Pingora drops
+/// `Content-Length` from the parsed header when `Transfer-Encoding` is also present (RFC 9112
+/// §6.3), so the raw head is the only place the conflict is still visible.
+pub fn raw_head_has_content_length(raw_head: &[u8]) -> bool {
+    raw_head.split(|&b| b == b'\n').skip(1).any(|line| {
+        let name_end = line.iter().position(|&b| b == b':').unwrap_or(line.len());
+        line[..name_end]
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"content-length")
+    })
+}
+
 fn parse_length(value: &[u8]) -> Result<u64, Reject> {
     let bad = Reject::BadFraming("malformed Content-Length");
     if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
@@ -123,6 +135,16 @@ mod tests {
                 "{headers:?}"
             );
         }
+    }
+
+    #[test]
+    fn raw_heads_reveal_a_dropped_content_length() {
+        assert!(raw_head_has_content_length(
+            b"POST / HTTP/1.1\r\nHost: a\r\ncontent-LENGTH : 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ));
+        assert!(!raw_head_has_content_length(
+            b"POST /content-length: HTTP/1.1\r\nX-Content-Length: 4\r\n\r\n"
+        ));
     }
 
     #[test]

@@ -38,6 +38,20 @@ impl AuthGate {
     }
 }
 
+impl AuthGate {
+    /// An HTTP/1 request that came with both `Transfer-Encoding` and `Content-Length`
+    /// (pingora keeps only the former in the parsed header). Checked only when
+    /// `Transfer-Encoding` is present, so plain requests pay nothing.
+    fn dropped_content_length(&self, session: &Session) -> bool {
+        !session.is_http2()
+            && session
+                .req_header()
+                .headers
+                .contains_key(http::header::TRANSFER_ENCODING)
+            && framing::raw_head_has_content_length(&session.as_downstream().to_h1_raw())
+    }
+}
+
 fn too_large(what: &'static str) -> Box<Error> {
     Error::explain(ErrorType::HTTPStatus(413), what)
 }
@@ -51,7 +65,14 @@ impl ProxyHttp for AuthGate {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let verdict = admission::admit(&ctx.snapshot, session.req_header());
+        let verdict = if self.dropped_content_length(session) {
+            Err((
+                Reject::BadFraming("both Content-Length and Transfer-Encoding"),
+                None,
+            ))
+        } else {
+            admission::admit(&ctx.snapshot, session.req_header())
+        };
         let reject = match verdict {
             Ok(admitted) => {
                 let reject = match admitted.action {

@@ -138,6 +138,29 @@ pub fn normalize(raw: &str, opts: PathOptionsFile) -> Result<String, PathError> 
     Ok(path)
 }
 
+/// The path with each segment's `;` parameters removed (`/admin;x=1/a;b` → `/admin/a`): the
+/// path an origin that honours path parameters resolves, so the one rules must be matched on
+/// when an app allows them.
+pub fn without_parameters(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.contains(';') {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let mut out = String::with_capacity(path.len());
+    let mut in_parameter = false;
+    for c in path.chars() {
+        match c {
+            '/' => {
+                in_parameter = false;
+                out.push(c);
+            }
+            ';' => in_parameter = true,
+            _ if !in_parameter => out.push(c),
+            _ => {}
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +229,13 @@ mod tests {
             "/x;jsessionid=1"
         );
         assert_eq!(normalize("/a\\b", opts), Err(PathError::Backslash));
+    }
+
+    #[test]
+    fn parameters_are_removed_for_matching() {
+        assert_eq!(without_parameters("/admin;x=1"), "/admin");
+        assert_eq!(without_parameters("/a;x/b;y=2/c"), "/a/b/c");
+        assert_eq!(without_parameters("/plain"), "/plain");
     }
 
     #[test]

@@ -1,0 +1,351 @@
+//! Test harness: a recording origin, the real `authgate` binary on free ports, and a raw
+//! HTTP/1.1 client that sends exactly the bytes a test writes.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// One request as the origin received it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body_len: usize,
+}
+
+impl Seen {
+    /// Every value of a header (name compared case-insensitively).
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The single value of a header, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.all(name).first().copied()
+    }
+}
+
+/// A real HTTP origin that records every request it receives and answers 200 with a short
+/// body. `/slow` answers after one second.
+pub struct Origin {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Origin {
+    pub async fn start() -> Origin {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let record = record.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let record = record.clone();
+                        async move {
+                            let method = req.method().to_string();
+                            let target = req.uri().to_string();
+                            let headers = req
+                                .headers()
+                                .iter()
+                                .map(|(n, v)| {
+                                    (
+                                        n.to_string(),
+                                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                    )
+                                })
+                                .collect();
+                            let slow = req.uri().path().ends_with("/slow");
+                            let body_len = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes().len())
+                                .unwrap_or(0);
+                            record.lock().unwrap().push(Seen {
+                                method,
+                                target: target.clone(),
+                                headers,
+                                body_len,
+                            });
+                            if slow {
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                            }
+                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!(
+                                "origin saw {target}"
+                            )))))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        Origin { addr, seen }
+    }
+
+    /// Everything received so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// The one request received so far (panics otherwise).
+    pub fn only(&self) -> Seen {
+        let seen = self.seen();
+        assert_eq!(seen.len(), 1, "origin saw {seen:#?}");
+        seen[0].clone()
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The real gateway binary, running with a test configuration.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+}
+
+impl Gateway {
+    /// Starts `authgate run` with `apps_yaml` (and any other top-level keys) appended to a
+    /// header that sets the listener and admin ports. Waits until `/readyz` says ready.
+    pub async fn start(yaml: &str) -> Gateway {
+        let port = free_port();
+        let admin_port = free_port();
+        let config = format!(
+            "listen: [{{address: '127.0.0.1:{port}'}}]\n\
+             admin: {{listen: '127.0.0.1:{admin_port}'}}\n\
+             server: {{threads: 1, drain_timeout: 2s}}\n{yaml}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("authgate.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_authgate"))
+            .args(["run", "-c"])
+            .arg(&config_path)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let gw = Gateway {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
+            child,
+            _dir: dir,
+            config_path,
+        };
+        gw.wait_ready().await;
+        gw
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(resp) = get(self.admin, "/readyz", "admin").await {
+                if resp.status == 200 {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "gateway did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit and returns whether it exited successfully.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<bool> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.success());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends raw bytes and reads everything until the server closes the connection; returns
+/// every response in the stream (pipelined answers included).
+pub async fn raw_all(addr: SocketAddr, bytes: &[u8]) -> std::io::Result<Vec<Resp>> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.write_all(bytes).await?;
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
+    match read {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err(std::io::Error::other("no close within 10s")),
+    }
+    let mut out = Vec::new();
+    let mut rest = &buf[..];
+    while !rest.is_empty() {
+        let (resp, used) = parse_response(rest)?;
+        out.push(resp);
+        rest = &rest[used..];
+    }
+    Ok(out)
+}
+
+/// Sends one raw request (which should carry `Connection: close`) and parses the answer.
+pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> Resp {
+    let mut all = raw_all(addr, bytes).await.unwrap();
+    assert!(
+        !all.is_empty(),
+        "no response to {:?}",
+        String::from_utf8_lossy(bytes)
+    );
+    all.remove(0)
+}
+
+/// `GET target` with `Host: host`, connection closed after.
+pub async fn get(addr: SocketAddr, target: &str, host: &str) -> std::io::Result<Resp> {
+    let req = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let mut all = raw_all(addr, req.as_bytes()).await?;
+    if all.is_empty() {
+        return Err(std::io::Error::other("empty reply"));
+    }
+    Ok(all.remove(0))
+}
+
+fn parse_response(buf: &[u8]) -> std::io::Result<(Resp, usize)> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut parsed = httparse::Response::new(&mut headers);
+    let head_len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => {
+            return Err(std::io::Error::other(format!(
+                "bad response: {:?}",
+                String::from_utf8_lossy(buf)
+            )))
+        }
+    };
+    let status = parsed.code.unwrap_or(0);
+    let headers: Vec<(String, String)> = parsed
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_string(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect();
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let rest = &buf[head_len..];
+    let (body, used) = if let Some(len) = find("content-length") {
+        let len: usize = len.trim().parse().unwrap_or(0).min(rest.len());
+        (rest[..len].to_vec(), len)
+    } else if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        dechunk(rest)
+    } else {
+        (rest.to_vec(), rest.len())
+    };
+    Ok((
+        Resp {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        },
+        head_len + used,
+    ))
+}
+
+fn dechunk(mut buf: &[u8]) -> (Vec<u8>, usize) {
+    let total = buf.len();
+    let mut out = Vec::new();
+    loop {
+        let Some(line_end) = buf.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
+        let size = usize::from_str_radix(
+            std::str::from_utf8(&buf[..line_end])
+                .unwrap_or("0")
+                .split(';')
+                .next()
+                .unwrap_or("0")
+                .trim(),
+            16,
+        )
+        .unwrap_or(0);
+        buf = &buf[line_end + 2..];
+        if size == 0 {
+            buf = &buf[buf.len().min(2)..];
+            break;
+        }
+        let take = size.min(buf.len());
+        out.extend_from_slice(&buf[..take]);
+        buf = &buf[(take + 2).min(buf.len())..];
+    }
+    (out, total - buf.len())
+}

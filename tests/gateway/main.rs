@@ -1,0 +1,10 @@
+//! Integration tests: the real `authgate` binary on free ports, in front of a real HTTP
+//! origin, driven over real sockets.
+
+mod cli;
+mod common;
+mod hygiene;
+mod operability;
+mod protocols;
+mod routing;
+mod smuggling;

@@ -1,0 +1,174 @@
+//! Health, readiness, metrics, request ids, and graceful shutdown.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::{get, Gateway, Origin};
+
+fn app(origin: &Origin, extra: &str) -> String {
+    format!(
+        "{extra}
+apps:
+  - id: shop
+    host: shop.test
+    origin: {{url: '{}'}}
+    routes:
+      - {{name: public, prefix: /public, action: public}}
+",
+        origin.url()
+    )
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_on_the_admin_listener() {
+    let origin = Origin::start().await;
+    let gw = Gateway::start(&app(&origin, "")).await;
+    assert_eq!(get(gw.admin, "/healthz", "x").await.unwrap().status, 200);
+    assert_eq!(get(gw.admin, "/readyz", "x").await.unwrap().status, 200);
+    assert_eq!(
+        get(gw.addr, "/public/a", "shop.test").await.unwrap().status,
+        200
+    );
+    assert_eq!(
+        get(gw.addr, "/private", "shop.test").await.unwrap().status,
+        401
+    );
+    assert_eq!(get(gw.addr, "/", "nobody.test").await.unwrap().status, 404);
+
+    let metrics = get(gw.admin, "/metrics", "x").await.unwrap().body;
+    for line in [
+        r#"authgate_requests_total{app="shop",decision="allow",route="public",status="200"} 1"#,
+        r#"authgate_requests_total{app="shop",decision="unauthenticated",route="default",status="401"} 1"#,
+        r#"authgate_requests_total{app="-",decision="unknown_host",route="-",status="404"} 1"#,
+        r#"authgate_upstream_duration_seconds_count{app="shop"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "missing {line} in:\n{metrics}");
+    }
+    // The admin endpoints are not reachable through an app's host.
+    assert_eq!(
+        get(gw.addr, "/metrics", "shop.test").await.unwrap().status,
+        401
+    );
+}
+
+#[tokio::test]
+async fn metrics_can_require_a_token() {
+    let origin = Origin::start().await;
+    let port = crate::common::free_port();
+    let admin = crate::common::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "listen: [{{address: '127.0.0.1:{port}'}}]\nadmin: {{listen: '127.0.0.1:{admin}', metrics_token: '${{AUTHGATE_TEST_METRICS_TOKEN}}'}}\n{}",
+            app(&origin, "")
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args(["run", "-c"])
+        .arg(&path)
+        .env("AUTHGATE_TEST_METRICS_TOKEN", "s3cret-metrics")
+        .spawn()
+        .unwrap();
+    let admin_addr = std::net::SocketAddr::from(([127, 0, 0, 1], admin));
+    let mut ready = false;
+    for _ in 0..200 {
+        if get(admin_addr, "/readyz", "x")
+            .await
+            .is_ok_and(|r| r.status == 200)
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready);
+    assert_eq!(get(admin_addr, "/metrics", "x").await.unwrap().status, 401);
+    let req = "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret-metrics\r\nConnection: close\r\n\r\n";
+    assert_eq!(
+        crate::common::raw(admin_addr, req.as_bytes()).await.status,
+        200
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests() {
+    let origin = Origin::start().await;
+    let mut gw = Gateway::start(&app(&origin, "")).await;
+    let addr = gw.addr;
+    let in_flight = tokio::spawn(async move { get(addr, "/public/slow", "shop.test").await });
+    // Let the slow request reach the origin before signalling.
+    for _ in 0..100 {
+        if !origin.seen().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &gw.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        get(gw.admin, "/readyz", "x").await.unwrap().status,
+        503,
+        "draining is not ready"
+    );
+    let resp = in_flight.await.unwrap().unwrap();
+    assert_eq!(resp.status, 200, "the in-flight request finished: {resp:?}");
+    let exited = tokio::task::spawn_blocking(move || gw.wait_exit(Duration::from_secs(15)))
+        .await
+        .unwrap();
+    assert_eq!(
+        exited,
+        Some(true),
+        "the gateway exits cleanly after draining"
+    );
+}
+
+#[tokio::test]
+async fn sighup_reloads_and_a_broken_file_keeps_the_running_config() {
+    let origin = Origin::start().await;
+    let gw = Gateway::start(&app(&origin, "")).await;
+    assert_eq!(
+        get(gw.addr, "/open/x", "shop.test").await.unwrap().status,
+        401
+    );
+    let hup = |pid: u32| {
+        let ok = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    let text = std::fs::read_to_string(&gw.config_path).unwrap();
+    let opened = text.replace("prefix: /public", "prefix: /open");
+    std::fs::write(&gw.config_path, &opened).unwrap();
+    hup(gw.pid());
+    let mut status = 0;
+    for _ in 0..100 {
+        status = get(gw.addr, "/open/x", "shop.test").await.unwrap().status;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, 200, "the reloaded rule applies");
+
+    std::fs::write(
+        &gw.config_path,
+        opened.replace("action: public", "action: sometimes"),
+    )
+    .unwrap();
+    hup(gw.pid());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        get(gw.addr, "/open/x", "shop.test").await.unwrap().status,
+        200
+    );
+}
