@@ -324,10 +324,7 @@ fn parse_response(buf: &[u8]) -> std::io::Result<(Resp, usize)> {
 fn dechunk(mut buf: &[u8]) -> (Vec<u8>, usize) {
     let total = buf.len();
     let mut out = Vec::new();
-    loop {
-        let Some(line_end) = buf.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(line_end) = buf.windows(2).position(|w| w == b"\r\n") {
         let size = usize::from_str_radix(
             std::str::from_utf8(&buf[..line_end])
                 .unwrap_or("0")
