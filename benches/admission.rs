@@ -46,10 +46,18 @@ fn benches(c: &mut Criterion) {
 
     let app = gw.hosts.lookup("shop.example.com").unwrap().clone();
     c.bench_function("route match (6 rules, regex hit)", |b| {
-        b.iter(|| app.routes.decide(&Method::GET, black_box("/api/v2/orders")).action)
+        b.iter(|| {
+            app.routes
+                .decide(&Method::GET, black_box("/api/v2/orders"))
+                .action
+        })
     });
     c.bench_function("route match (6 rules, default)", |b| {
-        b.iter(|| app.routes.decide(&Method::GET, black_box("/somewhere/else")).action)
+        b.iter(|| {
+            app.routes
+                .decide(&Method::GET, black_box("/somewhere/else"))
+                .action
+        })
     });
 
     let public = request("/public/index.html?x=1");

@@ -162,3 +162,26 @@ async fn an_app_without_rules_protects_every_path() {
     }
     assert!(origin.seen().is_empty());
 }
+
+#[tokio::test]
+async fn an_absolute_form_target_must_agree_with_host() {
+    let origin = Origin::start().await;
+    let gw = Gateway::start(&shop(&origin)).await;
+    let req =
+        "GET http://evil.test/public/a HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n";
+    assert_eq!(
+        crate::common::raw(gw.addr, req.as_bytes()).await.status,
+        400
+    );
+    assert!(origin.seen().is_empty());
+    let req = "GET http://shop.test/public/a?x=1 HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n";
+    assert_eq!(
+        crate::common::raw(gw.addr, req.as_bytes()).await.status,
+        200
+    );
+    assert_eq!(
+        origin.only().target,
+        "/base/public/a?x=1",
+        "forwarded in origin-form"
+    );
+}
