@@ -209,3 +209,19 @@ async fn an_origin_that_never_answers_gives_504() {
     let resp = get(gw.addr, "/x", "a.test").await.unwrap();
     assert_eq!(resp.status, 504, "{resp:?}");
 }
+
+#[tokio::test]
+async fn an_origin_response_over_the_limit_gives_502() {
+    let origin = Origin::start().await;
+    let gw = Gateway::start(&open_app(
+        &origin.url(),
+        "limits: {max_response_body_bytes: 16}",
+    ))
+    .await;
+    // The recording origin answers `origin saw /short` (17 bytes) or longer.
+    let resp = get(gw.addr, "/this-is-long", "a.test").await.unwrap();
+    assert_eq!(resp.status, 502, "{resp:?}");
+    assert!(!resp.body.contains("origin saw"), "no part of the body is passed on");
+    let resp = get(gw.addr, "/s", "a.test").await.unwrap();
+    assert_eq!(resp.status, 200, "{resp:?}");
+}
