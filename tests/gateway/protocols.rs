@@ -221,7 +221,10 @@ async fn an_origin_response_over_the_limit_gives_502() {
     // The recording origin answers `origin saw /short` (17 bytes) or longer.
     let resp = get(gw.addr, "/this-is-long", "a.test").await.unwrap();
     assert_eq!(resp.status, 502, "{resp:?}");
-    assert!(!resp.body.contains("origin saw"), "no part of the body is passed on");
+    assert!(
+        !resp.body.contains("origin saw"),
+        "no part of the body is passed on"
+    );
     let resp = get(gw.addr, "/s", "a.test").await.unwrap();
     assert_eq!(resp.status, 200, "{resp:?}");
 }
