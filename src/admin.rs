@@ -17,7 +17,9 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use subtle::ConstantTimeEq;
 
-use crate::config::Secret;
+use arc_swap::ArcSwap;
+
+use crate::config::{Gateway, Secret};
 use crate::metrics::Metrics;
 
 /// Whether the gateway should receive traffic: its listeners accept connections and it is not
@@ -83,6 +85,7 @@ pub struct AdminService {
 }
 
 struct AdminState {
+    config: Arc<ArcSwap<Gateway>>,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     metrics_token: Option<Secret>,
@@ -92,6 +95,7 @@ impl AdminService {
     /// Binds the admin address now, so a taken port is a start-up error, not a log line.
     pub fn bind(
         address: SocketAddr,
+        config: Arc<ArcSwap<Gateway>>,
         metrics: Arc<Metrics>,
         readiness: Arc<Readiness>,
         metrics_token: Option<Secret>,
@@ -101,6 +105,7 @@ impl AdminService {
         Ok(AdminService {
             listener: std::sync::Mutex::new(Some(listener)),
             state: Arc::new(AdminState {
+                config,
                 metrics,
                 readiness,
                 metrics_token,
@@ -185,7 +190,9 @@ async fn answer(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byt
                     return resp;
                 }
             }
-            let mut resp = text(StatusCode::OK, state.metrics.render());
+            let mut body = state.metrics.render();
+            jwks_metrics(&state.config.load(), &mut body);
+            let mut resp = text(StatusCode::OK, body);
             resp.headers_mut().insert(
                 http::header::CONTENT_TYPE,
                 http::HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -193,5 +200,40 @@ async fn answer(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byt
             resp
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// JWKS health per issuer, counted since the running configuration was loaded.
+fn jwks_metrics(gateway: &Gateway, out: &mut String) {
+    use std::fmt::Write;
+    let mut issuers: Vec<_> = gateway.verifier.issuers().collect();
+    issuers.sort_by(|a, b| a.id.cmp(&b.id));
+    type Read = fn(&crate::jwt::jwks::IssuerKeys) -> u64;
+    let families: [(&str, &str, &str, Read); 3] = [
+        (
+            "authgate_jwks_fetches_total",
+            "counter",
+            "JWKS fetches attempted.",
+            |k| k.fetch_count(),
+        ),
+        (
+            "authgate_jwks_fetch_failures_total",
+            "counter",
+            "JWKS fetches that failed (stale keys kept serving).",
+            |k| k.failure_count(),
+        ),
+        (
+            "authgate_jwks_keys",
+            "gauge",
+            "Usable keys held per issuer.",
+            |k| k.key_count() as u64,
+        ),
+    ];
+    for (name, kind, help, read) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for issuer in &issuers {
+            let label = issuer.id.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(out, "{name}{{issuer=\"{label}\"}} {}", read(&issuer.keys));
+        }
     }
 }

@@ -10,8 +10,11 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod authn;
+pub mod authz;
 pub mod config;
 pub mod demo;
+pub mod jwt;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;

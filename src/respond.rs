@@ -5,6 +5,8 @@ use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
+use crate::authz::Unmet;
+use crate::jwt::TokenError;
 use crate::route::path::PathError;
 
 /// Why the gateway answered a request itself instead of forwarding it.
@@ -28,9 +30,25 @@ pub enum Reject {
     /// The request body is larger than allowed.
     #[error("request body too large")]
     BodyTooLarge,
+    /// A request shape the gateway refuses to interpret (two `Authorization` headers, a
+    /// token in the query…).
+    #[error("{0}")]
+    BadRequest(&'static str),
     /// The route needs an identity the request does not carry.
     #[error("authentication required")]
     Unauthenticated,
+    /// The `Authorization` header is not a well-formed bearer credential.
+    #[error("malformed bearer credentials")]
+    MalformedCredentials,
+    /// The bearer token did not verify.
+    #[error("{0}")]
+    InvalidToken(TokenError),
+    /// The token verified but a claim cannot be passed to the origin safely.
+    #[error("identity claims cannot be forwarded")]
+    UnsafeIdentity,
+    /// The identity does not meet the route's requirements.
+    #[error("{0}")]
+    Insufficient(Unmet),
     /// The route refuses every request.
     #[error("access denied")]
     Denied,
@@ -41,11 +59,17 @@ impl Reject {
     pub fn status(&self) -> u16 {
         match self {
             Reject::UnknownHost => 404,
-            Reject::BadHost | Reject::BadPath(_) | Reject::BadFraming(_) => 400,
+            Reject::BadHost
+            | Reject::BadPath(_)
+            | Reject::BadFraming(_)
+            | Reject::BadRequest(_) => 400,
             Reject::HeadersTooLarge => 431,
             Reject::BodyTooLarge => 413,
-            Reject::Unauthenticated => 401,
-            Reject::Denied => 403,
+            Reject::Unauthenticated
+            | Reject::MalformedCredentials
+            | Reject::InvalidToken(_)
+            | Reject::UnsafeIdentity => 401,
+            Reject::Denied | Reject::Insufficient(_) => 403,
         }
     }
 
@@ -58,7 +82,13 @@ impl Reject {
             Reject::BadFraming(_) => "bad_framing",
             Reject::HeadersTooLarge => "headers_too_large",
             Reject::BodyTooLarge => "body_too_large",
+            Reject::BadRequest(_) => "bad_request",
             Reject::Unauthenticated => "unauthenticated",
+            Reject::MalformedCredentials | Reject::InvalidToken(_) | Reject::UnsafeIdentity => {
+                "invalid_token"
+            }
+            Reject::Insufficient(Unmet::Scope) => "insufficient_scope",
+            Reject::Insufficient(_) => "forbidden",
             Reject::Denied => "denied",
         }
     }
@@ -70,6 +100,22 @@ impl Reject {
             self,
             Reject::BadFraming(_) | Reject::BodyTooLarge | Reject::HeadersTooLarge
         )
+    }
+}
+
+/// The RFC 6750 `WWW-Authenticate` challenge for a refusal, if it has one. Descriptions are
+/// fixed strings, never token or claim content.
+fn challenge(reject: &Reject) -> Option<String> {
+    const REALM: &str = "Bearer realm=\"authgate\"";
+    match reject {
+        Reject::Unauthenticated => Some(REALM.to_string()),
+        Reject::MalformedCredentials | Reject::InvalidToken(_) | Reject::UnsafeIdentity => Some(
+            format!("{REALM}, error=\"invalid_token\", error_description=\"{reject}\""),
+        ),
+        Reject::Insufficient(Unmet::Scope) => Some(format!(
+            "{REALM}, error=\"insufficient_scope\", error_description=\"{reject}\""
+        )),
+        _ => None,
     }
 }
 
@@ -92,8 +138,8 @@ pub fn json_header(status: u16, len: usize, request_id: &str) -> pingora::Result
 pub async fn send(session: &mut Session, reject: &Reject, request_id: &str) -> pingora::Result<()> {
     let body = body(reject.code(), &reject.to_string());
     let mut resp = json_header(reject.status(), body.len(), request_id)?;
-    if *reject == Reject::Unauthenticated {
-        resp.insert_header("www-authenticate", "Bearer realm=\"authgate\"")?;
+    if let Some(challenge) = challenge(reject) {
+        resp.insert_header("www-authenticate", challenge)?;
     }
     let has_body = session.req_header().headers.contains_key("content-length")
         || session

@@ -48,19 +48,22 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
 
     let metrics = Arc::new(Metrics::new());
     let readiness = Arc::new(Readiness::new(gateway.listeners.iter().map(|l| l.address)));
+    let admin_listen = gateway.admin.listen;
+    let metrics_token = gateway.admin.metrics_token.clone();
+    let listeners = gateway.listeners.clone();
+    let config = Arc::new(ArcSwap::from_pointee(gateway));
     let admin = AdminService::bind(
-        gateway.admin.listen,
+        admin_listen,
+        config.clone(),
         metrics.clone(),
         readiness.clone(),
-        gateway.admin.metrics_token.clone(),
+        metrics_token,
     )
     .map_err(|source| StartError::AdminBind {
-        address: gateway.admin.listen,
+        address: admin_listen,
         source,
     })?;
 
-    let listeners = gateway.listeners.clone();
-    let config = Arc::new(ArcSwap::from_pointee(gateway));
     for (i, listener) in listeners.iter().enumerate() {
         let gate = AuthGate::new(config.clone(), metrics.clone());
         let mut service = pingora::proxy::http_proxy_service_with_name(
@@ -79,6 +82,12 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
     }
     tracing::info!(address = %config.load().admin.listen, "admin listener");
     server.add_service(background_service("authgate admin", admin));
+    server.add_service(background_service(
+        "authgate jwks warm-up",
+        JwksWarmup {
+            config: config.clone(),
+        },
+    ));
     if let Some(path) = config_path {
         server.add_service(background_service(
             "authgate reload",
@@ -116,6 +125,26 @@ impl ShutdownSignalWatch for Signals {
     }
 }
 
+/// Fetches every issuer's JWKS once at start-up, so the first bearer token does not wait.
+struct JwksWarmup {
+    config: Arc<ArcSwap<Gateway>>,
+}
+
+#[async_trait]
+impl BackgroundService for JwksWarmup {
+    async fn start(&self, _shutdown: ShutdownWatch) {
+        warm_up(self.config.load_full()).await;
+    }
+}
+
+async fn warm_up(gateway: Arc<Gateway>) {
+    let fetches = gateway
+        .verifier
+        .issuers()
+        .map(|issuer| issuer.keys.refresh());
+    futures_util::future::join_all(fetches).await;
+}
+
 /// Re-reads the configuration file on SIGHUP and swaps the snapshot atomically. Listener and
 /// admin addresses are fixed for the process's life; a change to them needs a restart.
 struct Reloader {
@@ -137,7 +166,9 @@ impl BackgroundService for Reloader {
             }
             match crate::config::load(&self.path) {
                 Ok(next) => {
-                    self.config.store(Arc::new(next));
+                    let next = Arc::new(next);
+                    self.config.store(next.clone());
+                    tokio::spawn(warm_up(next));
                     tracing::info!(path = %self.path.display(), "configuration reloaded");
                 }
                 Err(problems) => {

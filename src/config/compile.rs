@@ -86,6 +86,18 @@ pub fn compile(file: FileConfig) -> Result<Gateway, Problems> {
         }
     };
 
+    let identity_headers = super::compile_jwt::identity_headers(
+        &file.identity_headers,
+        &managed_headers,
+        &mut problems,
+    );
+    let issuers = super::compile_jwt::issuers(file.jwt_issuers, &mut problems);
+    let issuer_ids: Vec<Arc<str>> = issuers.iter().map(|i| i.id.clone()).collect();
+    let verifier = Arc::new(crate::jwt::Verifier::new(
+        issuers,
+        file.limits.verified_token_cache_entries,
+    ));
+
     let mut hosts = HostTable::default();
     let mut ids = HashSet::new();
     for (i, app) in file.apps.into_iter().enumerate() {
@@ -96,7 +108,7 @@ pub fn compile(file: FileConfig) -> Result<Gateway, Problems> {
                 format!("`{}` is used by another app", app.id),
             );
         }
-        compile_app(app, &at, &mut hosts, &mut problems);
+        compile_app(app, &at, &issuer_ids, &mut hosts, &mut problems);
     }
 
     problems.into_result(Gateway {
@@ -111,6 +123,8 @@ pub fn compile(file: FileConfig) -> Result<Gateway, Problems> {
         trusted_proxies,
         managed_headers,
         hosts,
+        verifier,
+        identity_headers,
     })
 }
 
@@ -127,7 +141,13 @@ fn socket_addr(written: &str, field: &str, problems: &mut Problems) -> Option<So
     }
 }
 
-fn compile_app(file: AppFile, at: &str, hosts: &mut HostTable, problems: &mut Problems) {
+fn compile_app(
+    file: AppFile,
+    at: &str,
+    issuer_ids: &[Arc<str>],
+    hosts: &mut HostTable,
+    problems: &mut Problems,
+) {
     if file.id.trim().is_empty() {
         problems.add(&format!("{at}.id"), "must not be empty");
     }
@@ -145,6 +165,23 @@ fn compile_app(file: AppFile, at: &str, hosts: &mut HostTable, problems: &mut Pr
         })
         .collect();
     let routes = RouteTable::compile(file.routes, file.default_action, file.paths, at, problems);
+    let jwt_issuers: Vec<Arc<str>> = match &file.jwt.issuers {
+        None => issuer_ids.to_vec(),
+        Some(named) => named
+            .iter()
+            .enumerate()
+            .filter_map(|(j, id)| {
+                let found = issuer_ids.iter().find(|known| ***known == **id).cloned();
+                if found.is_none() {
+                    problems.add(
+                        &format!("{at}.jwt.issuers[{j}]"),
+                        format!("no jwt_issuers entry has id `{id}`"),
+                    );
+                }
+                found
+            })
+            .collect(),
+    };
     let (Some(origin), Some(host)) = (origin, host) else {
         return;
     };
@@ -155,6 +192,8 @@ fn compile_app(file: AppFile, at: &str, hosts: &mut HostTable, problems: &mut Pr
         session_duration: file.session_duration.duration(),
         routes,
         paths: file.paths,
+        jwt_issuers,
+        forward_authorization: file.jwt.forward_authorization,
     });
     let mut claim = |name: String, field: String| {
         if let Some(owner) = hosts.insert(name.clone(), app.clone()) {

@@ -5,6 +5,7 @@
 //! building header names, resolving origin addresses) happens here, once.
 
 pub mod compile;
+pub mod compile_jwt;
 pub mod duration;
 pub mod model;
 pub mod problems;
@@ -43,6 +44,10 @@ pub struct Gateway {
     pub managed_headers: ManagedHeaders,
     /// Host name → app.
     pub hosts: HostTable,
+    /// Bearer token verification for every configured issuer.
+    pub verifier: Arc<crate::jwt::Verifier>,
+    /// Identity headers built from verified claims.
+    pub identity_headers: crate::authn::identity::IdentityHeaders,
 }
 
 /// A traffic listener.
@@ -100,6 +105,10 @@ pub struct App {
     pub routes: RouteTable,
     /// Path opt-ins.
     pub paths: PathOptionsFile,
+    /// Ids of the JWT issuers this app accepts.
+    pub jwt_issuers: Vec<Arc<str>>,
+    /// Pass the client's `Authorization` on after a bearer token verified.
+    pub forward_authorization: bool,
 }
 
 /// An app's origin, ready to connect to.

@@ -36,9 +36,106 @@ pub struct FileConfig {
     /// Identity headers the gateway owns: they are removed from every client request.
     #[serde(default)]
     pub identity_headers: IdentityHeadersFile,
+    /// Issuers whose JWT bearer tokens apps accept. Default: none.
+    #[serde(default)]
+    pub jwt_issuers: Vec<JwtIssuerFile>,
     /// The protected apps, each reached by its host name.
     #[serde(default)]
     pub apps: Vec<AppFile>,
+}
+
+/// One trusted JWT issuer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtIssuerFile {
+    /// Name apps refer to it by. Required.
+    pub id: String,
+    /// The exact `iss` value of its tokens. Required.
+    pub issuer: String,
+    /// Where its JWKS is. Default: the `jwks_uri` of its discovery document
+    /// (`{issuer}/.well-known/openid-configuration`), whose `issuer` must equal `issuer`.
+    pub jwks_uri: Option<String>,
+    /// A local JWKS file instead of fetching one (re-read on reload).
+    pub jwks_file: Option<String>,
+    /// Accepted algorithms. Default: RS256, ES256, EdDSA. `none` is never accepted; HS256/384/512
+    /// only with `shared_secret`.
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// Shared secret (secret) for HS* algorithms. Default: none.
+    pub shared_secret: Option<Secret>,
+    /// Accepted audiences: a token's `aud` must name one. Required (at least one).
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Allowed clock skew for `exp`, `nbf`, `iat`. Default: 60s.
+    #[serde(default = "sixty_seconds")]
+    pub leeway: Seconds,
+    /// Required `typ` header, e.g. `at+jwt`. Default: not checked.
+    pub required_typ: Option<String>,
+    /// Tokens longer than this are refused before parsing. Default: 16384.
+    #[serde(default = "default_max_token_bytes")]
+    pub max_token_bytes: usize,
+    /// At most one JWKS fetch per this interval for unknown `kid`s. Default: 30s.
+    #[serde(default = "thirty_seconds")]
+    pub unknown_kid_cooldown: Seconds,
+    /// Shortest JWKS refresh interval, whatever `Cache-Control: max-age` says. Default: 5m.
+    #[serde(default = "five_minutes")]
+    pub min_refresh: Seconds,
+    /// Longest JWKS refresh interval. Default: 1h.
+    #[serde(default = "one_hour")]
+    pub max_refresh: Seconds,
+    /// While the JWKS endpoint fails, the last good keys serve until this old. Default: 24h.
+    #[serde(default = "one_day")]
+    pub stale_max_age: Seconds,
+    /// Timeout of each request to the issuer. Default: 5s.
+    #[serde(default = "five_seconds")]
+    pub fetch_timeout: Seconds,
+    /// Longest a verified token stays cached (never past its `exp`). Default: 5m.
+    #[serde(default = "five_minutes")]
+    pub cache_ttl: Seconds,
+}
+
+fn default_algorithms() -> Vec<String> {
+    ["RS256", "ES256", "EdDSA"].map(String::from).to_vec()
+}
+
+fn default_max_token_bytes() -> usize {
+    16 * 1024
+}
+
+fn thirty_seconds() -> Seconds {
+    Seconds(30)
+}
+
+fn five_minutes() -> Seconds {
+    Seconds(300)
+}
+
+fn one_hour() -> Seconds {
+    Seconds(3600)
+}
+
+fn one_day() -> Seconds {
+    Seconds(86400)
+}
+
+/// How an app accepts bearer tokens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppJwtFile {
+    /// Ids of the `jwt_issuers` this app accepts. Default: all of them.
+    pub issuers: Option<Vec<String>>,
+    /// Pass the client's `Authorization` header on to the origin after a token verified.
+    /// Default: true.
+    pub forward_authorization: bool,
+}
+
+impl Default for AppJwtFile {
+    fn default() -> Self {
+        Self {
+            issuers: None,
+            forward_authorization: true,
+        }
+    }
 }
 
 fn default_listeners() -> Vec<ListenerFile> {
@@ -144,6 +241,8 @@ pub struct LimitsFile {
     /// Response body bytes from the origin; over it → 502 (or the stream is cut once started).
     /// Default: none.
     pub max_response_body_bytes: Option<u64>,
+    /// Verified bearer tokens kept in memory. Default: 100000.
+    pub verified_token_cache_entries: u64,
 }
 
 impl Default for LimitsFile {
@@ -152,6 +251,7 @@ impl Default for LimitsFile {
             max_request_header_bytes: 32 * 1024,
             max_request_body_bytes: 10 * 1024 * 1024,
             max_response_body_bytes: None,
+            verified_token_cache_entries: 100_000,
         }
     }
 }
@@ -166,11 +266,28 @@ pub struct IdentityHeadersFile {
     /// `X-Forwarded-Groups`, `X-Forwarded-Preferred-Username`, `Remote-User`,
     /// `X-Authgate-Assertion`.
     pub strip: Vec<String>,
+    /// Headers the origin receives for a verified identity, each from a claim (arrays are
+    /// joined with `,`). Every name must be covered by `strip`, so a client can never supply
+    /// it. Default: `X-Auth-Request-User: sub`, `X-Auth-Request-Email: email`,
+    /// `X-Auth-Request-Groups: groups`.
+    pub from_claims: std::collections::BTreeMap<String, String>,
+    /// A claim value longer than this, or with CR, LF or NUL, refuses the request (401).
+    /// Default: 4096.
+    pub max_value_bytes: usize,
 }
 
 impl Default for IdentityHeadersFile {
     fn default() -> Self {
         Self {
+            from_claims: [
+                ("X-Auth-Request-User", "sub"),
+                ("X-Auth-Request-Email", "email"),
+                ("X-Auth-Request-Groups", "groups"),
+            ]
+            .map(|(h, c)| (h.to_string(), c.to_string()))
+            .into_iter()
+            .collect(),
+            max_value_bytes: 4096,
             strip: [
                 "X-Auth-Request-*",
                 "X-Forwarded-User",
@@ -211,6 +328,9 @@ pub struct AppFile {
     /// Opt-ins for unusual request paths. Default: all off (such paths get 400).
     #[serde(default)]
     pub paths: PathOptionsFile,
+    /// Bearer token settings.
+    #[serde(default)]
+    pub jwt: AppJwtFile,
 }
 
 fn fourteen_days() -> Seconds {

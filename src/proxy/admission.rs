@@ -12,7 +12,7 @@ use crate::proxy::framing;
 use crate::respond::Reject;
 use crate::route::host::canonical_host;
 use crate::route::path::{normalize, without_parameters};
-use crate::route::rules::{Action, Route};
+use crate::route::rules::{Action, Requirements, Route};
 
 /// A request the gateway will forward (once its action is satisfied).
 #[derive(Debug)]
@@ -28,6 +28,8 @@ pub struct Admitted {
     pub route: Arc<str>,
     /// The deciding route's action.
     pub action: Action,
+    /// The deciding route's requirements on the identity.
+    pub require: Arc<Requirements>,
     /// Request target for the origin: path prefix + normalised path + query.
     pub upstream_uri: String,
 }
@@ -61,6 +63,7 @@ pub fn admit(gw: &Gateway, req: &RequestHeader) -> Result<Admitted, (Reject, Opt
     Ok(Admitted {
         route: route.name.clone(),
         action: route.action,
+        require: route.require.clone(),
         host,
         client_host: raw_host.trim().to_string(),
         upstream_uri,

@@ -19,6 +19,8 @@ pub struct RequestCtx {
     pub request_id: String,
     /// Set once admission accepted the request head.
     pub admitted: Option<Admitted>,
+    /// The verified identity, on authenticated routes.
+    pub identity: Option<crate::authn::Identity>,
     /// The app of a refused request, when its host was known.
     pub refused_app: Option<Arc<App>>,
     /// The metric/log label of what the gateway decided (`allow`, `unauthenticated`, …).
@@ -41,6 +43,7 @@ impl RequestCtx {
             started: Instant::now(),
             request_id: uuid::Uuid::new_v4().simple().to_string(),
             admitted: None,
+            identity: None,
             refused_app: None,
             decision: "",
             request_body_bytes: 0,

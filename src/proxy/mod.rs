@@ -18,6 +18,7 @@ use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 use pingora::ErrorType;
 
+use crate::authn;
 use crate::config::Gateway;
 use crate::metrics::Metrics;
 use crate::respond::{self, Reject};
@@ -75,17 +76,26 @@ impl ProxyHttp for AuthGate {
         };
         let reject = match verdict {
             Ok(admitted) => {
-                let reject = match admitted.action {
-                    Action::Public => None,
-                    Action::Deny => Some(Reject::Denied),
-                    // Sign-in and bearer validation are not wired in yet: a protected route
-                    // is never forwarded without them.
-                    Action::Session | Action::Jwt | Action::SessionOrJwt => {
-                        Some(Reject::Unauthenticated)
+                let outcome = match admitted.action {
+                    Action::Public => Ok(None),
+                    Action::Deny => Err(Reject::Denied),
+                    // Browser sign-in is not wired in yet: a session route is never
+                    // forwarded without it.
+                    Action::Session => Err(Reject::Unauthenticated),
+                    Action::Jwt | Action::SessionOrJwt => {
+                        authn::by_bearer(&ctx.snapshot, session.req_header(), &admitted)
+                            .await
+                            .map(Some)
                     }
                 };
                 ctx.admitted = Some(admitted);
-                reject
+                match outcome {
+                    Ok(identity) => {
+                        ctx.identity = identity;
+                        None
+                    }
+                    Err(reject) => Some(reject),
+                }
             }
             Err((reject, app)) => {
                 ctx.refused_app = app;
@@ -154,6 +164,14 @@ impl ProxyHttp for AuthGate {
             request_id: &ctx.request_id,
         };
         prepare_upstream(upstream, &ctx.snapshot.managed_headers, &fwd);
+        if let Some(identity) = &ctx.identity {
+            for (name, value) in &identity.headers {
+                upstream.insert_header(name.clone(), value.clone())?;
+            }
+            if !identity.forward_authorization {
+                upstream.remove_header(&http::header::AUTHORIZATION);
+            }
+        }
         ctx.upstream_started = Some(Instant::now());
         Ok(())
     }

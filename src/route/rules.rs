@@ -112,7 +112,7 @@ pub struct Route {
     /// What to do with a matching request.
     pub action: Action,
     /// Requirements on the identity.
-    pub require: Requirements,
+    pub require: Arc<Requirements>,
     matcher: PathMatcher,
     methods: Vec<Method>,
 }
@@ -161,7 +161,7 @@ impl RouteTable {
             default: Route {
                 name: Arc::from("default"),
                 action: default_action.into(),
-                require: Requirements::default(),
+                require: Arc::new(Requirements::default()),
                 matcher: PathMatcher::Prefix(String::new()),
                 methods: Vec::new(),
             },
@@ -302,7 +302,7 @@ fn compile_route(
         Route {
             name,
             action,
-            require: file.require.map(Requirements::from).unwrap_or_default(),
+            require: Arc::new(file.require.map(Requirements::from).unwrap_or_default()),
             matcher,
             methods,
         },

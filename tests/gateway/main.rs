@@ -4,7 +4,9 @@
 mod cli;
 mod common;
 mod hygiene;
+mod jwt;
 mod operability;
 mod protocols;
 mod routing;
 mod smuggling;
+mod tokens;

@@ -1,0 +1,44 @@
+//! Who is making the request: bearer tokens ([`bearer`]) and the identity headers the origin
+//! receives for a verified identity ([`identity`]).
+
+pub mod bearer;
+pub mod identity;
+
+use http::{HeaderName, HeaderValue};
+use pingora::http::RequestHeader;
+
+use crate::config::Gateway;
+use crate::proxy::admission::Admitted;
+use crate::respond::Reject;
+
+/// A verified identity, as the origin will see it.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Identity headers to set on the upstream request.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Keep the client's `Authorization` header on the upstream request.
+    pub forward_authorization: bool,
+}
+
+/// Authenticates a request by its bearer token and checks the route's requirements.
+pub async fn by_bearer(
+    gw: &Gateway,
+    req: &RequestHeader,
+    admitted: &Admitted,
+) -> Result<Identity, Reject> {
+    let token = bearer::extract(req)?.ok_or(Reject::Unauthenticated)?;
+    let verified = gw
+        .verifier
+        .verify(token, &admitted.app.jwt_issuers)
+        .await
+        .map_err(Reject::InvalidToken)?;
+    crate::authz::check(&admitted.require, &verified.claims).map_err(Reject::Insufficient)?;
+    let headers = gw
+        .identity_headers
+        .render(&verified.claims)
+        .map_err(|_| Reject::UnsafeIdentity)?;
+    Ok(Identity {
+        headers,
+        forward_authorization: admitted.app.forward_authorization,
+    })
+}

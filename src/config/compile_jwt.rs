@@ -1,0 +1,194 @@
+//! Compiling `jwt_issuers` and the identity header mappings.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use http::HeaderName;
+use jsonwebtoken::Algorithm;
+
+use super::model::{IdentityHeadersFile, JwtIssuerFile};
+use super::problems::Problems;
+use crate::authn::identity::IdentityHeaders;
+use crate::jwt::jwks::{provider_client, FetchPolicy, IssuerKeys, KeySource};
+use crate::jwt::keys::KeySet;
+use crate::jwt::verify::algorithm_name;
+use crate::jwt::Issuer;
+use crate::proxy::headers::ManagedHeaders;
+
+const ALGORITHMS: [Algorithm; 12] = [
+    Algorithm::HS256,
+    Algorithm::HS384,
+    Algorithm::HS512,
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+fn is_hmac(alg: Algorithm) -> bool {
+    matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
+}
+
+/// Compiles every issuer, reporting problems under `jwt_issuers[N]`.
+pub fn issuers(files: Vec<JwtIssuerFile>, problems: &mut Problems) -> Vec<Arc<Issuer>> {
+    let mut ids = HashSet::new();
+    let mut out = Vec::new();
+    for (i, file) in files.into_iter().enumerate() {
+        let at = format!("jwt_issuers[{i}]");
+        if !ids.insert(file.id.clone()) {
+            problems.add(
+                &format!("{at}.id"),
+                format!("`{}` is used by another issuer", file.id),
+            );
+        }
+        if let Some(issuer) = issuer(file, &at, problems) {
+            out.push(Arc::new(issuer));
+        }
+    }
+    out
+}
+
+fn issuer(file: JwtIssuerFile, at: &str, problems: &mut Problems) -> Option<Issuer> {
+    let before = problems.0.len();
+    if file.id.trim().is_empty() {
+        problems.add(&format!("{at}.id"), "must not be empty");
+    }
+    if url::Url::parse(&file.issuer).is_err() {
+        problems.add(
+            &format!("{at}.issuer"),
+            format!("`{}` is not a URL", file.issuer),
+        );
+    }
+    let mut algorithms = Vec::new();
+    for (j, name) in file.algorithms.iter().enumerate() {
+        match ALGORITHMS.iter().find(|a| algorithm_name(**a) == name) {
+            Some(alg) => algorithms.push(*alg),
+            None => problems.add(
+                &format!("{at}.algorithms[{j}]"),
+                format!("`{name}` is not an accepted signature algorithm (`none` never is)"),
+            ),
+        }
+    }
+    if algorithms.is_empty() {
+        problems.add(
+            &format!("{at}.algorithms"),
+            "at least one algorithm is needed",
+        );
+    }
+    let hmac: Vec<Algorithm> = algorithms.iter().copied().filter(|a| is_hmac(*a)).collect();
+    match (&file.shared_secret, hmac.is_empty()) {
+        (None, false) => problems.add(
+            &format!("{at}.algorithms"),
+            "HS256/HS384/HS512 need a shared_secret",
+        ),
+        (Some(_), true) => problems.add(
+            &format!("{at}.shared_secret"),
+            "a shared secret is only used with HS256/HS384/HS512 in algorithms",
+        ),
+        (Some(secret), false) if secret.expose().len() < 32 => {
+            problems.add(&format!("{at}.shared_secret"), "must be at least 32 bytes")
+        }
+        _ => {}
+    }
+    if file.audiences.is_empty() {
+        problems.add(
+            &format!("{at}.audiences"),
+            "at least one audience is needed: a token for another API must not pass",
+        );
+    }
+    if file.min_refresh > file.max_refresh {
+        problems.add(&format!("{at}.min_refresh"), "must not exceed max_refresh");
+    }
+    let (source, initial) = match (&file.jwks_uri, &file.jwks_file) {
+        (Some(_), Some(_)) => {
+            problems.add(at, "give jwks_uri or jwks_file, not both");
+            (KeySource::Discovery, KeySet::default())
+        }
+        (Some(uri), None) => {
+            if !matches!(
+                url::Url::parse(uri)
+                    .map(|u| u.scheme().to_string())
+                    .as_deref(),
+                Ok("http" | "https")
+            ) {
+                problems.add(
+                    &format!("{at}.jwks_uri"),
+                    format!("`{uri}` is not an http(s) URL"),
+                );
+            }
+            (KeySource::Uri(uri.clone()), KeySet::default())
+        }
+        (None, Some(path)) => {
+            let keys = std::fs::read(path)
+                .map_err(|e| format!("cannot read `{path}`: {e}"))
+                .and_then(|bytes| KeySet::from_jwks(&bytes));
+            match keys {
+                Ok(keys) => (KeySource::Static, keys),
+                Err(e) => {
+                    problems.add(&format!("{at}.jwks_file"), e);
+                    (KeySource::Static, KeySet::default())
+                }
+            }
+        }
+        (None, None) => (KeySource::Discovery, KeySet::default()),
+    };
+    let http = match provider_client(file.fetch_timeout.duration()) {
+        Ok(client) => client,
+        Err(e) => {
+            problems.add(at, e);
+            return None;
+        }
+    };
+    if problems.0.len() > before {
+        return None;
+    }
+    let policy = FetchPolicy {
+        unknown_kid_cooldown: file.unknown_kid_cooldown.duration(),
+        min_refresh: file.min_refresh.duration(),
+        max_refresh: file.max_refresh.duration(),
+        stale_max_age: file.stale_max_age.duration(),
+        timeout: file.fetch_timeout.duration(),
+    };
+    let secret = file
+        .shared_secret
+        .as_ref()
+        .map(|s| (s.expose().as_bytes().to_vec(), hmac));
+    let keys = IssuerKeys::new(file.issuer.clone(), source, policy, http, initial, secret);
+    Some(Issuer {
+        id: Arc::from(file.id.as_str()),
+        issuer: file.issuer,
+        algorithms,
+        audiences: file.audiences,
+        leeway: file.leeway.0,
+        required_typ: file.required_typ,
+        max_token_bytes: file.max_token_bytes,
+        cache_ttl: file.cache_ttl.duration(),
+        keys: Arc::new(keys),
+    })
+}
+
+/// Compiles `identity_headers.from_claims`; each header must be one the gateway strips.
+pub fn identity_headers(
+    file: &IdentityHeadersFile,
+    managed: &ManagedHeaders,
+    problems: &mut Problems,
+) -> IdentityHeaders {
+    let mut mappings = Vec::new();
+    for (header, claim) in &file.from_claims {
+        let field = format!("identity_headers.from_claims.{header}");
+        match HeaderName::from_bytes(header.as_bytes()) {
+            Ok(name) if managed.is_managed(name.as_str()) => mappings.push((name, claim.clone())),
+            Ok(_) => problems.add(
+                &field,
+                "not covered by identity_headers.strip, so a client could send it itself",
+            ),
+            Err(_) => problems.add(&field, "not a header name"),
+        }
+    }
+    IdentityHeaders::new(mappings, file.max_value_bytes)
+}

@@ -1,0 +1,320 @@
+//! An issuer's JWKS, fetched and kept fresh.
+//!
+//! - Keys are fetched before first use (a warm-up at start-up and after each reload) and
+//!   refreshed in the background before they expire: the JWKS response's
+//!   `Cache-Control: max-age` is honoured within `[min_refresh, max_refresh]`.
+//! - A token whose `kid` is unknown triggers at most one fetch per cooldown for the issuer;
+//!   concurrent misses wait for that one fetch instead of starting their own.
+//! - If the JWKS endpoint is down or returns junk, the last good keys keep serving
+//!   (stale-if-error) until they are `stale_max_age` old; each failure is logged and counted.
+//! - Discovery (`/.well-known/openid-configuration`) must name the configured issuer, or its
+//!   `jwks_uri` is not used. The HTTP client never follows redirects.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use jsonwebtoken::Algorithm;
+
+use super::keys::KeySet;
+
+/// Where an issuer's keys come from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// `jwks_uri` from the issuer's discovery document.
+    Discovery,
+    /// An explicit JWKS URL.
+    Uri(String),
+    /// A local JWKS file, read when the configuration is loaded.
+    Static,
+}
+
+/// Timing of fetches.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchPolicy {
+    /// Shortest interval between fetches triggered by unknown `kid`s.
+    pub unknown_kid_cooldown: Duration,
+    /// Refresh no sooner than this, whatever `max-age` says.
+    pub min_refresh: Duration,
+    /// Refresh at least this often.
+    pub max_refresh: Duration,
+    /// Last good keys are dropped once this old and not refreshed.
+    pub stale_max_age: Duration,
+    /// Timeout of each HTTP request.
+    pub timeout: Duration,
+}
+
+/// The keys in force and when they were fetched.
+#[derive(Debug)]
+pub struct KeyState {
+    /// The usable keys.
+    pub keys: KeySet,
+    fetched_at: Option<Instant>,
+    refresh_at: Instant,
+}
+
+#[derive(Default)]
+struct FetchBook {
+    /// The last fetch an unknown `kid` caused; scheduled refreshes do not count, so a key
+    /// rotated in just after a refresh is still picked up at once.
+    last_unknown_kid_fetch: Option<Instant>,
+    jwks_uri: Option<String>,
+}
+
+/// One issuer's keys and the machinery that keeps them current.
+pub struct IssuerKeys {
+    issuer: String,
+    source: KeySource,
+    policy: FetchPolicy,
+    http: reqwest::Client,
+    secret: Option<(Vec<u8>, Vec<Algorithm>)>,
+    state: ArcSwap<KeyState>,
+    book: tokio::sync::Mutex<FetchBook>,
+    refreshing: AtomicBool,
+    fetches: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl IssuerKeys {
+    /// Keys for `issuer` from `source`. `initial` holds the keys of a static source (empty
+    /// otherwise); `secret` adds a shared-secret key for HMAC algorithms.
+    pub fn new(
+        issuer: String,
+        source: KeySource,
+        policy: FetchPolicy,
+        http: reqwest::Client,
+        initial: KeySet,
+        secret: Option<(Vec<u8>, Vec<Algorithm>)>,
+    ) -> IssuerKeys {
+        let mut keys = initial;
+        if let Some((secret, algs)) = &secret {
+            keys.add_secret(secret, algs.clone());
+        }
+        let now = Instant::now();
+        let fetched_at = matches!(source, KeySource::Static).then_some(now);
+        IssuerKeys {
+            issuer,
+            source,
+            policy,
+            http,
+            secret,
+            state: ArcSwap::from_pointee(KeyState {
+                keys,
+                fetched_at,
+                refresh_at: now,
+            }),
+            book: tokio::sync::Mutex::new(FetchBook::default()),
+            refreshing: AtomicBool::new(false),
+            fetches: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    /// How many JWKS fetches were attempted.
+    pub fn fetch_count(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    /// Usable keys held now (stale ones included).
+    pub fn key_count(&self) -> usize {
+        self.state.load().keys.len()
+    }
+
+    /// How many fetches failed.
+    pub fn failure_count(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// The keys in force, or an empty set once the last good keys are too old. Starts a
+    /// background refresh when the keys are due for one.
+    pub fn current(self: &Arc<Self>) -> Arc<KeyState> {
+        let state = self.state.load_full();
+        let now = Instant::now();
+        if !matches!(self.source, KeySource::Static)
+            && now >= state.refresh_at
+            && !self.refreshing.swap(true, Ordering::AcqRel)
+        {
+            let this = self.clone();
+            tokio::spawn(async move {
+                this.refresh().await;
+                this.refreshing.store(false, Ordering::Release);
+            });
+        }
+        let too_old = state
+            .fetched_at
+            .is_some_and(|t| now.duration_since(t) > self.policy.stale_max_age);
+        if too_old {
+            return Arc::new(KeyState {
+                keys: KeySet::default(),
+                fetched_at: state.fetched_at,
+                refresh_at: state.refresh_at,
+            });
+        }
+        state
+    }
+
+    /// Called for a token whose `kid` is unknown: fetches unless a fetch happened within the
+    /// cooldown. Concurrent callers share one fetch.
+    pub async fn refresh_for_unknown_kid(self: &Arc<Self>) -> Arc<KeyState> {
+        if !matches!(self.source, KeySource::Static) {
+            let mut book = self.book.lock().await;
+            let recent = book
+                .last_unknown_kid_fetch
+                .is_some_and(|t| t.elapsed() < self.policy.unknown_kid_cooldown);
+            if !recent {
+                book.last_unknown_kid_fetch = Some(Instant::now());
+                self.fetch(&mut book).await;
+            }
+        }
+        self.current()
+    }
+
+    /// Fetches now (warm-up and scheduled refresh).
+    pub async fn refresh(&self) {
+        if matches!(self.source, KeySource::Static) {
+            return;
+        }
+        let mut book = self.book.lock().await;
+        self.fetch(&mut book).await;
+    }
+
+    async fn fetch(&self, book: &mut FetchBook) {
+        let now = Instant::now();
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        match self.download(book).await {
+            Ok((mut keys, max_age)) => {
+                if let Some((secret, algs)) = &self.secret {
+                    keys.add_secret(secret, algs.clone());
+                }
+                let every = max_age
+                    .unwrap_or(self.policy.max_refresh)
+                    .clamp(self.policy.min_refresh, self.policy.max_refresh);
+                tracing::debug!(issuer = %self.issuer, keys = keys.len(), "JWKS fetched");
+                self.state.store(Arc::new(KeyState {
+                    keys,
+                    fetched_at: Some(now),
+                    refresh_at: now + every,
+                }));
+            }
+            Err(why) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                let previous = self.state.load_full();
+                tracing::warn!(
+                    issuer = %self.issuer,
+                    why,
+                    serving_stale = !previous.keys.is_empty(),
+                    "JWKS fetch failed; keeping the last good keys"
+                );
+                let retry = self.policy.min_refresh.min(Duration::from_secs(30));
+                self.state.store(Arc::new(KeyState {
+                    keys: previous.keys.clone(),
+                    fetched_at: previous.fetched_at,
+                    refresh_at: now + retry,
+                }));
+            }
+        }
+    }
+
+    async fn download(&self, book: &mut FetchBook) -> Result<(KeySet, Option<Duration>), String> {
+        let uri = match (&self.source, &book.jwks_uri) {
+            (KeySource::Uri(uri), _) => uri.clone(),
+            (KeySource::Discovery, Some(uri)) => uri.clone(),
+            (KeySource::Discovery, None) => {
+                let uri = self.discover().await?;
+                book.jwks_uri = Some(uri.clone());
+                uri
+            }
+            (KeySource::Static, _) => return Err("static keys are not fetched".into()),
+        };
+        let (body, headers) = self.get(&uri).await?;
+        let keys = KeySet::from_jwks(&body)?;
+        if keys.is_empty() {
+            return Err("the JWKS has no usable key".into());
+        }
+        Ok((keys, max_age(&headers)))
+    }
+
+    async fn discover(&self) -> Result<String, String> {
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.issuer.trim_end_matches('/')
+        );
+        let (body, _) = self.get(&url).await?;
+        let doc: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| format!("discovery document: {e}"))?;
+        let issuer = doc.get("issuer").and_then(|v| v.as_str());
+        if issuer != Some(self.issuer.as_str()) {
+            return Err(format!(
+                "discovery names issuer {issuer:?}, not the configured `{}`",
+                self.issuer
+            ));
+        }
+        doc.get("jwks_uri")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| "discovery document has no jwks_uri".into())
+    }
+
+    async fn get(&self, url: &str) -> Result<(Vec<u8>, http::HeaderMap), String> {
+        const MAX_BODY: usize = 1024 * 1024;
+        let resp = self
+            .http
+            .get(url)
+            .timeout(self.policy.timeout)
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("GET {url}: status {}", resp.status()));
+        }
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.map_err(|e| format!("GET {url}: {e}"))?;
+        if body.len() > MAX_BODY {
+            return Err(format!("GET {url}: body over {MAX_BODY} bytes"));
+        }
+        Ok((body.to_vec(), headers))
+    }
+}
+
+/// `max-age` of a `Cache-Control` header, if any.
+fn max_age(headers: &http::HeaderMap) -> Option<Duration> {
+    headers
+        .get_all(http::header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|directive| {
+            let (name, value) = directive.trim().split_once('=')?;
+            name.eq_ignore_ascii_case("max-age")
+                .then(|| value.trim().parse::<u64>().ok())
+                .flatten()
+        })
+        .map(Duration::from_secs)
+        .next()
+}
+
+/// The HTTP client used to reach identity providers: bounded timeouts, no redirects.
+pub fn provider_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .user_agent(concat!("authgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_age_is_read_from_cache_control() {
+        let mut h = http::HeaderMap::new();
+        h.insert("cache-control", "public, max-age=600".parse().unwrap());
+        assert_eq!(max_age(&h), Some(Duration::from_secs(600)));
+        h.insert("cache-control", "no-store".parse().unwrap());
+        assert_eq!(max_age(&h), None);
+    }
+}

@@ -1,0 +1,8 @@
+//! JWT bearer tokens: issuers' keys ([`jwks`], [`keys`]) and verification with a
+//! verified-token cache ([`verify`]).
+
+pub mod jwks;
+pub mod keys;
+pub mod verify;
+
+pub use verify::{Claims, Issuer, TokenError, Verified, Verifier};
