@@ -192,3 +192,73 @@ pub fn identity_headers(
     }
     IdentityHeaders::new(mappings, file.max_value_bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::from_yaml;
+
+    #[test]
+    fn issuer_defaults() {
+        let gw = from_yaml(
+            "
+jwt_issuers:
+  - {id: main, issuer: 'https://id.example.com', audiences: [api]}
+apps:
+  - {id: a, host: a.test, origin: {url: 'http://127.0.0.1:9'}}
+",
+        )
+        .unwrap();
+        let issuer = gw.verifier.issuers().next().unwrap();
+        assert_eq!(issuer.leeway, 60);
+        assert_eq!(issuer.max_token_bytes, 16384);
+        assert_eq!(issuer.cache_ttl.as_secs(), 300);
+        assert_eq!(issuer.algorithms.len(), 3);
+        let app = gw.hosts.lookup("a.test").unwrap();
+        assert_eq!(
+            app.jwt_issuers.len(),
+            1,
+            "apps accept every issuer by default"
+        );
+        assert!(app.forward_authorization);
+    }
+
+    #[test]
+    fn unsafe_issuer_settings_are_refused() {
+        std::env::set_var("AUTHGATE_TEST_SHORT_SECRET", "short");
+        let err = from_yaml(
+            "
+identity_headers:
+  from_claims: {X-User-Id: sub}
+jwt_issuers:
+  - {id: a, issuer: 'https://a.test', algorithms: [none, RS256], audiences: [api]}
+  - {id: b, issuer: 'https://b.test', algorithms: [HS256], audiences: [api]}
+  - {id: c, issuer: 'https://c.test'}
+  - {id: d, issuer: 'https://d.test', audiences: [api], shared_secret: 'a-secret-that-is-long-enough-to-pass'}
+  - {id: e, issuer: 'https://e.test', algorithms: [HS256], audiences: [api], shared_secret: '${AUTHGATE_TEST_SHORT_SECRET}'}
+  - {id: f, issuer: 'https://f.test', audiences: [api], jwks_uri: 'https://f.test/k', jwks_file: /x}
+  - {id: g, issuer: 'https://g.test', audiences: [api], jwks_file: /nonexistent/jwks.json}
+apps:
+  - {id: x, host: x.test, origin: {url: 'http://127.0.0.1:9'}, jwt: {issuers: [nobody]}}
+",
+        )
+        .unwrap_err()
+        .to_string();
+        for field in [
+            "identity_headers.from_claims.X-User-Id",
+            "jwt_issuers[0].algorithms[0]",
+            "jwt_issuers[1].algorithms",
+            "jwt_issuers[2].audiences",
+            "jwt_issuers[3].shared_secret",
+            "jwt_issuers[4].shared_secret",
+            "jwt_issuers[5]",
+            "jwt_issuers[6].jwks_file",
+            "apps[0].jwt.issuers[0]",
+        ] {
+            assert!(err.contains(field), "{field} missing from:\n{err}");
+        }
+        assert!(
+            !err.contains("a-secret-that-is"),
+            "secrets never appear in errors"
+        );
+    }
+}

@@ -241,7 +241,7 @@ pub struct LimitsFile {
     /// Response body bytes from the origin; over it → 502 (or the stream is cut once started).
     /// Default: none.
     pub max_response_body_bytes: Option<u64>,
-    /// Verified bearer tokens kept in memory. Default: 100000.
+    /// Verified bearer tokens kept in memory; 0 turns the cache off. Default: 100000.
     pub verified_token_cache_entries: u64,
 }
 

@@ -127,7 +127,8 @@ impl moka::Expiry<[u8; 32], Arc<Verified>> for CacheFor {
 /// Verifies bearer tokens against the configured issuers.
 pub struct Verifier {
     by_iss: HashMap<String, Arc<Issuer>>,
-    cache: moka::sync::Cache<[u8; 32], Arc<Verified>>,
+    /// `None` when the configured capacity is 0: every token is verified in full.
+    cache: Option<moka::sync::Cache<[u8; 32], Arc<Verified>>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -159,10 +160,12 @@ impl Verifier {
     pub fn new(issuers: Vec<Arc<Issuer>>, cache_capacity: u64) -> Verifier {
         Verifier {
             by_iss: issuers.into_iter().map(|i| (i.issuer.clone(), i)).collect(),
-            cache: moka::sync::Cache::builder()
-                .max_capacity(cache_capacity)
-                .expire_after(CacheFor)
-                .build(),
+            cache: (cache_capacity > 0).then(|| {
+                moka::sync::Cache::builder()
+                    .max_capacity(cache_capacity)
+                    .expire_after(CacheFor)
+                    .build()
+            }),
         }
     }
 
@@ -177,8 +180,11 @@ impl Verifier {
         token: &str,
         accepted: &[Arc<str>],
     ) -> Result<Arc<Verified>, TokenError> {
+        let Some(cache) = &self.cache else {
+            return self.verify_uncached(token, accepted).await.map(Arc::new);
+        };
         let cache_key = digest(token);
-        if let Some(hit) = self.cache.get(&cache_key) {
+        if let Some(hit) = cache.get(&cache_key) {
             // Expiry is also enforced here: the cache's clock is coarse.
             let exp = hit.claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
             if exp > now() && accepted.contains(&hit.issuer) {
@@ -187,7 +193,7 @@ impl Verifier {
         }
         let verified = Arc::new(self.verify_uncached(token, accepted).await?);
         if !verified.cache_for.is_zero() {
-            self.cache.insert(cache_key, verified.clone());
+            cache.insert(cache_key, verified.clone());
         }
         Ok(verified)
     }
