@@ -187,9 +187,11 @@ impl IssuerKeys {
                 if let Some((secret, algs)) = &self.secret {
                     keys.add_secret(secret, algs.clone());
                 }
-                let every = max_age
+                let lifetime = max_age
                     .unwrap_or(self.policy.max_refresh)
                     .clamp(self.policy.min_refresh, self.policy.max_refresh);
+                // Refresh at four fifths of the keys' lifetime: before they expire, not after.
+                let every = lifetime - lifetime / 5;
                 tracing::debug!(issuer = %self.issuer, keys = keys.len(), "JWKS fetched");
                 self.state.store(Arc::new(KeyState {
                     keys,

@@ -521,3 +521,58 @@ apps:
     assert!(seen.header("authorization").is_none());
     assert_eq!(seen.header("x-auth-request-user"), Some("user-1"));
 }
+
+#[tokio::test]
+async fn a_shared_secret_issuer_with_a_required_type() {
+    let origin = Origin::start().await;
+    let secret = "a-shared-secret-of-at-least-thirty-two-bytes";
+    let gw = Gateway::start(&format!(
+        "
+jwt_issuers:
+  - id: hs
+    issuer: https://hs.test
+    jwks_file: '{}/tests/gateway/empty-jwks.json'
+    algorithms: [HS256]
+    shared_secret: '{secret}'
+    required_typ: at+jwt
+    audiences: [api]
+apps:
+  - {{id: api, host: api.test, origin: {{url: '{}'}}, routes: [{{prefix: /api, action: jwt}}]}}
+",
+        env!("CARGO_MANIFEST_DIR"),
+        origin.url()
+    ))
+    .await;
+    let c = claims("https://hs.test");
+    let ok = hs256(
+        &json!({"alg": "HS256", "typ": "at+jwt"}),
+        &c,
+        secret.as_bytes(),
+    );
+    assert_eq!(call(gw.addr, "/api/x", &ok).await.status, 200);
+    let app_typ = hs256(
+        &json!({"alg": "HS256", "typ": "application/at+jwt"}),
+        &c,
+        secret.as_bytes(),
+    );
+    assert_eq!(call(gw.addr, "/api/x", &app_typ).await.status, 200);
+    let plain = hs256(
+        &json!({"alg": "HS256", "typ": "JWT"}),
+        &c,
+        secret.as_bytes(),
+    );
+    assert_invalid(
+        &call(gw.addr, "/api/x", &plain).await,
+        "typ JWT where at+jwt is required",
+    );
+    let wrong_secret = hs256(
+        &json!({"alg": "HS256", "typ": "at+jwt"}),
+        &c,
+        b"another-secret-of-at-least-thirty-two-bytes",
+    );
+    assert_invalid(
+        &call(gw.addr, "/api/x", &wrong_secret).await,
+        "wrong secret",
+    );
+    assert_eq!(origin.seen().len(), 2);
+}
