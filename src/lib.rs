@@ -21,3 +21,4 @@ pub mod proxy;
 pub mod respond;
 pub mod route;
 pub mod server;
+pub mod session;

@@ -1,0 +1,334 @@
+//! The gateway's cookies.
+//!
+//! - The **session cookie** holds a random 32-byte id and a MAC over (app, id): a forged or
+//!   tampered cookie is refused without a store lookup, and a cookie from one app's host is
+//!   worthless on another's.
+//! - A **login cookie** (one per sign-in in progress, so parallel tabs work) holds the state,
+//!   nonce, PKCE verifier and return path, sealed with AES-256-GCM: the browser can neither read
+//!   nor change it.
+//!
+//! Keys rotate: the first configured key seals and signs, every key is tried when opening.
+//! Under TLS the names carry the `__Host-` prefix and `Secure`; always `HttpOnly`,
+//! `SameSite=Lax`, `Path=/`, no `Domain`.
+
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::hmac;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use cookie::{Cookie, SameSite};
+use http::HeaderValue;
+use pingora::http::RequestHeader;
+
+use super::SessionId;
+
+/// Cookie names start with this (after any `__Host-` prefix).
+pub const COOKIE_PREFIX: &str = "authgate";
+const MAC_LEN: usize = 16;
+
+struct KeyMaterial {
+    mac: hmac::Key,
+    seal: LessSafeKey,
+}
+
+/// The keys that sign session cookies and seal login cookies; the first is current.
+pub struct CookieKeys {
+    keys: Vec<KeyMaterial>,
+}
+
+impl std::fmt::Debug for CookieKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CookieKeys({} key(s))", self.keys.len())
+    }
+}
+
+impl CookieKeys {
+    /// Keys from secrets (each at least 32 bytes; checked by the config). The first is current.
+    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a [u8]>) -> CookieKeys {
+        let keys = secrets
+            .into_iter()
+            .map(|secret| {
+                let root = hmac::Key::new(hmac::HMAC_SHA256, secret);
+                let derive = |label: &[u8]| hmac::sign(&root, label);
+                let mac_key = derive(b"authgate session cookie mac");
+                let seal_key = derive(b"authgate login cookie seal");
+                KeyMaterial {
+                    mac: hmac::Key::new(hmac::HMAC_SHA256, mac_key.as_ref()),
+                    seal: LessSafeKey::new(
+                        UnboundKey::new(&AES_256_GCM, seal_key.as_ref())
+                            .expect("a 32-byte key is a valid AES-256 key"),
+                    ),
+                }
+            })
+            .collect();
+        CookieKeys { keys }
+    }
+
+    /// A random key for this process only (sessions end when it restarts).
+    pub fn ephemeral() -> CookieKeys {
+        let secret = super::new_id();
+        CookieKeys::new([&secret[..]])
+    }
+
+    /// The session cookie value for `id` in `app`.
+    pub fn sign_session(&self, app: &str, id: &SessionId) -> String {
+        let tag = hmac::sign(&self.keys[0].mac, &mac_input(app, id));
+        let mut raw = Vec::with_capacity(32 + MAC_LEN);
+        raw.extend_from_slice(id);
+        raw.extend_from_slice(&tag.as_ref()[..MAC_LEN]);
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// The session id in a cookie value, if its MAC verifies for `app` under any key.
+    pub fn open_session(&self, app: &str, value: &str) -> Option<SessionId> {
+        if value.len() != 64 {
+            return None;
+        }
+        let raw = URL_SAFE_NO_PAD.decode(value).ok()?;
+        let (id, tag) = raw.split_at(32);
+        let id: SessionId = id.try_into().ok()?;
+        let input = mac_input(app, &id);
+        self.keys
+            .iter()
+            .any(|k| {
+                let expected = hmac::sign(&k.mac, &input);
+                aws_lc_rs::constant_time::verify_slices_are_equal(
+                    &expected.as_ref()[..MAC_LEN],
+                    tag,
+                )
+                .is_ok()
+            })
+            .then_some(id)
+    }
+
+    /// Seals `plaintext` for the cookie `name` of `app`.
+    pub fn seal(&self, app: &str, name: &str, plaintext: &[u8]) -> String {
+        let mut nonce = [0u8; NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).expect("the system random source is available");
+        let mut data = plaintext.to_vec();
+        let aad = format!("{app}\0{name}");
+        self.keys[0]
+            .seal
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad.as_bytes()),
+                &mut data,
+            )
+            .expect("sealing a cookie-sized buffer cannot fail");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&data);
+        URL_SAFE_NO_PAD.encode(out)
+    }
+
+    /// Opens a sealed cookie value, under any key.
+    pub fn open(&self, app: &str, name: &str, value: &str) -> Option<Vec<u8>> {
+        let raw = URL_SAFE_NO_PAD.decode(value).ok()?;
+        if raw.len() < NONCE_LEN + 16 {
+            return None;
+        }
+        let (nonce, sealed) = raw.split_at(NONCE_LEN);
+        let aad = format!("{app}\0{name}");
+        self.keys.iter().find_map(|k| {
+            let mut data = sealed.to_vec();
+            let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+            let plain = k
+                .seal
+                .open_in_place(nonce, Aad::from(aad.as_bytes()), &mut data)
+                .ok()?;
+            Some(plain.to_vec())
+        })
+    }
+}
+
+fn mac_input(app: &str, id: &SessionId) -> Vec<u8> {
+    let mut input = Vec::with_capacity(app.len() + 33);
+    input.extend_from_slice(app.as_bytes());
+    input.push(0);
+    input.extend_from_slice(id);
+    input
+}
+
+/// Cookie naming for a request: `__Host-` prefix under TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct CookieNames {
+    /// The request arrived over TLS (directly or through a trusted proxy).
+    pub tls: bool,
+}
+
+impl CookieNames {
+    fn prefix(&self) -> &'static str {
+        if self.tls {
+            "__Host-"
+        } else {
+            ""
+        }
+    }
+
+    /// The session cookie's name.
+    pub fn session(&self) -> String {
+        format!("{}{COOKIE_PREFIX}", self.prefix())
+    }
+
+    /// The login cookie's name for a sign-in with this state.
+    pub fn login(&self, state: &str) -> String {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, state.as_bytes());
+        let suffix: String = digest.as_ref()[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("{}{COOKIE_PREFIX}-login-{suffix}", self.prefix())
+    }
+
+    /// True for the names of pending login cookies.
+    pub fn is_login(&self, name: &str) -> bool {
+        name.strip_prefix(self.prefix())
+            .is_some_and(|rest| rest.starts_with(&format!("{COOKIE_PREFIX}-login-")))
+    }
+
+    /// A `Set-Cookie` value.
+    pub fn set(&self, name: String, value: String, max_age_secs: i64) -> HeaderValue {
+        let cookie = Cookie::build((name, value))
+            .path("/")
+            .http_only(true)
+            .secure(self.tls)
+            .same_site(SameSite::Lax)
+            .max_age(cookie::time::Duration::seconds(max_age_secs))
+            .build();
+        HeaderValue::from_str(&cookie.to_string()).unwrap_or(HeaderValue::from_static(""))
+    }
+
+    /// A `Set-Cookie` value that deletes `name`.
+    pub fn clear(&self, name: String) -> HeaderValue {
+        self.set(name, String::new(), 0)
+    }
+}
+
+/// Every cookie (name, value) a request carries, in order.
+pub fn request_cookies(req: &RequestHeader) -> Vec<(String, String)> {
+    req.headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| Cookie::split_parse(v.to_string()))
+        .filter_map(Result::ok)
+        .map(|c| (c.name().to_string(), c.value().to_string()))
+        .collect()
+}
+
+/// True for a cookie the gateway owns (with or without `__Host-`), which the origin never sees.
+pub fn is_gateway_cookie(name: &str) -> bool {
+    name.strip_prefix("__Host-")
+        .unwrap_or(name)
+        .starts_with(COOKIE_PREFIX)
+}
+
+/// Removes the gateway's cookies from the `Cookie` header(s) of an upstream request.
+pub fn strip_gateway_cookies(req: &mut RequestHeader) {
+    if !req.headers.contains_key(http::header::COOKIE) {
+        return;
+    }
+    let kept: Vec<String> = request_cookies(req)
+        .into_iter()
+        .filter(|(name, _)| !is_gateway_cookie(name))
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    req.remove_header(&http::header::COOKIE);
+    if !kept.is_empty() {
+        let _ = req.insert_header(http::header::COOKIE, kept.join("; "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(secret: &[u8]) -> CookieKeys {
+        CookieKeys::new([secret])
+    }
+
+    #[test]
+    fn session_cookies_are_bound_to_their_app_and_key() {
+        let current = keys(b"current-key-of-at-least-32-bytes-long");
+        let id = crate::session::new_id();
+        let value = current.sign_session("shop", &id);
+        assert_eq!(current.open_session("shop", &value), Some(id));
+        assert_eq!(
+            current.open_session("blog", &value),
+            None,
+            "another app's cookie"
+        );
+        let mut tampered = value.clone().into_bytes();
+        tampered[3] = if tampered[3] == b'A' { b'B' } else { b'A' };
+        assert_eq!(
+            current.open_session("shop", std::str::from_utf8(&tampered).unwrap()),
+            None
+        );
+        assert_eq!(current.open_session("shop", "junk"), None);
+        assert_eq!(
+            keys(b"another-key-of-at-least-32-bytes-long").open_session("shop", &value),
+            None
+        );
+        // After rotation the old key still opens existing cookies; new ones use the new key.
+        let rotated = CookieKeys::new([
+            &b"next-key-of-at-least-32-bytes-long!!"[..],
+            &b"current-key-of-at-least-32-bytes-long"[..],
+        ]);
+        assert_eq!(rotated.open_session("shop", &value), Some(id));
+        assert_ne!(rotated.sign_session("shop", &id), value);
+    }
+
+    #[test]
+    fn sealed_cookies_cannot_be_read_moved_or_changed() {
+        let k = keys(b"current-key-of-at-least-32-bytes-long");
+        let sealed = k.seal("shop", "authgate-login-1", b"state=abc");
+        assert!(!sealed.contains("abc"));
+        assert_eq!(
+            k.open("shop", "authgate-login-1", &sealed).unwrap(),
+            b"state=abc"
+        );
+        assert!(k.open("shop", "authgate-login-2", &sealed).is_none());
+        assert!(k.open("blog", "authgate-login-1", &sealed).is_none());
+        let mut bytes = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        assert!(k
+            .open("shop", "authgate-login-1", &URL_SAFE_NO_PAD.encode(bytes))
+            .is_none());
+    }
+
+    #[test]
+    fn names_and_attributes_follow_tls() {
+        let tls = CookieNames { tls: true };
+        assert_eq!(tls.session(), "__Host-authgate");
+        let set = tls.set(tls.session(), "v".into(), 60);
+        let text = set.to_str().unwrap();
+        for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age=60"] {
+            assert!(text.contains(attr), "{text}");
+        }
+        assert!(!text.contains("Domain"));
+        let plain = CookieNames { tls: false };
+        assert_eq!(plain.session(), "authgate");
+        assert!(!plain
+            .set(plain.session(), "v".into(), 60)
+            .to_str()
+            .unwrap()
+            .contains("Secure"));
+        assert!(plain.is_login(&plain.login("state")));
+        assert!(!plain.is_login("authgate"));
+    }
+
+    #[test]
+    fn gateway_cookies_are_stripped_for_the_origin() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("cookie", "a=1; authgate=x; __Host-authgate=y")
+            .unwrap();
+        req.append_header("cookie", "authgate-login-abc=z; b=2")
+            .unwrap();
+        strip_gateway_cookies(&mut req);
+        assert_eq!(req.headers.get_all("cookie").iter().count(), 1);
+        assert_eq!(req.headers["cookie"], "a=1; b=2");
+        let mut only_ours = RequestHeader::build("GET", b"/", None).unwrap();
+        only_ours.append_header("cookie", "authgate=x").unwrap();
+        strip_gateway_cookies(&mut only_ours);
+        assert!(only_ours.headers.get("cookie").is_none());
+    }
+}
