@@ -17,6 +17,7 @@ pub mod demo;
 pub mod jwt;
 pub mod logging;
 pub mod metrics;
+pub mod oidc;
 pub mod proxy;
 pub mod respond;
 pub mod route;

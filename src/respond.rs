@@ -158,3 +158,33 @@ pub async fn send(session: &mut Session, reject: &Reject, request_id: &str) -> p
     }
     Ok(())
 }
+
+/// Writes a gateway-made answer (endpoint, sign-in redirect, error page) and ends it.
+pub async fn send_answer(
+    session: &mut Session,
+    answer: crate::oidc::flow::Answer,
+    request_id: &str,
+) -> pingora::Result<()> {
+    let mut resp = ResponseHeader::build(answer.status, Some(answer.headers.len() + 3))?;
+    for (name, value) in answer.headers {
+        resp.append_header(name, value)?;
+    }
+    resp.insert_header("content-length", answer.body.len())?;
+    resp.insert_header("x-request-id", request_id)?;
+    let has_body = session.req_header().headers.contains_key("content-length")
+        || session
+            .req_header()
+            .headers
+            .contains_key("transfer-encoding");
+    if has_body {
+        session.set_keepalive(None);
+    }
+    let head_only = session.req_header().method == http::Method::HEAD || answer.body.is_empty();
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await?;
+    if !head_only {
+        session.write_response_body(Some(answer.body), true).await?;
+    }
+    Ok(())
+}

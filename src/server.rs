@@ -16,7 +16,9 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::admin::{AdminService, Readiness};
 use crate::config::Gateway;
 use crate::metrics::Metrics;
+use crate::oidc::flow::SignIn;
 use crate::proxy::AuthGate;
+use crate::session::memory::MemoryStore;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,11 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
 
     let metrics = Arc::new(Metrics::new());
     let readiness = Arc::new(Readiness::new(gateway.listeners.iter().map(|l| l.address)));
+    let store = Arc::new(MemoryStore::new(
+        gateway.sessions.max_sessions,
+        gateway.sessions.idle_timeout,
+    ));
+    let sign_in = Arc::new(SignIn::new(store));
     let admin_listen = gateway.admin.listen;
     let metrics_token = gateway.admin.metrics_token.clone();
     let listeners = gateway.listeners.clone();
@@ -65,7 +72,7 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
     })?;
 
     for (i, listener) in listeners.iter().enumerate() {
-        let gate = AuthGate::new(config.clone(), metrics.clone());
+        let gate = AuthGate::new(config.clone(), metrics.clone(), sign_in.clone());
         let mut service = pingora::proxy::http_proxy_service_with_name(
             &server.configuration,
             gate,
@@ -125,7 +132,8 @@ impl ShutdownSignalWatch for Signals {
     }
 }
 
-/// Fetches every issuer's JWKS once at start-up, so the first bearer token does not wait.
+/// Fetches every issuer's JWKS and discovers every OIDC provider once at start-up, so the
+/// first request does not wait.
 struct JwksWarmup {
     config: Arc<ArcSwap<Gateway>>,
 }
@@ -142,7 +150,15 @@ async fn warm_up(gateway: Arc<Gateway>) {
         .verifier
         .issuers()
         .map(|issuer| issuer.keys.refresh());
-    futures_util::future::join_all(fetches).await;
+    let discoveries = gateway.providers.iter().map(|p| async move {
+        // Failures are logged and retried on first use.
+        let _ = p.discovered().await;
+    });
+    futures_util::future::join(
+        futures_util::future::join_all(fetches),
+        futures_util::future::join_all(discoveries),
+    )
+    .await;
 }
 
 /// Re-reads the configuration file on SIGHUP and swaps the snapshot atomically. Listener and

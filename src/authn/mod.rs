@@ -42,3 +42,21 @@ pub async fn by_bearer(
         forward_authorization: admitted.app.forward_authorization,
     })
 }
+
+/// The identity of a signed-in session, after the route's requirements. The client's
+/// `Authorization` header is not passed on for session-authenticated requests.
+pub fn by_session(
+    gw: &Gateway,
+    session: &crate::session::Session,
+    admitted: &Admitted,
+) -> Result<Identity, Reject> {
+    crate::authz::check(&admitted.require, &session.claims).map_err(Reject::Insufficient)?;
+    let headers = gw
+        .identity_headers
+        .render(&session.claims)
+        .map_err(|_| Reject::UnsafeIdentity)?;
+    Ok(Identity {
+        headers,
+        forward_authorization: false,
+    })
+}

@@ -92,6 +92,8 @@ pub fn compile(file: FileConfig) -> Result<Gateway, Problems> {
         &mut problems,
     );
     let issuers = super::compile_jwt::issuers(file.jwt_issuers, &mut problems);
+    let sessions = super::compile_oidc::sessions(&file.sessions, &mut problems);
+    let providers = super::compile_oidc::providers(file.oidc_providers, &mut problems);
     let issuer_ids: Vec<Arc<str>> = issuers.iter().map(|i| i.id.clone()).collect();
     let verifier = Arc::new(crate::jwt::Verifier::new(
         issuers,
@@ -108,7 +110,7 @@ pub fn compile(file: FileConfig) -> Result<Gateway, Problems> {
                 format!("`{}` is used by another app", app.id),
             );
         }
-        compile_app(app, &at, &issuer_ids, &mut hosts, &mut problems);
+        compile_app(app, &at, &issuer_ids, &providers, &mut hosts, &mut problems);
     }
 
     problems.into_result(Gateway {
@@ -125,6 +127,8 @@ pub fn compile(file: FileConfig) -> Result<Gateway, Problems> {
         hosts,
         verifier,
         identity_headers,
+        providers,
+        sessions,
     })
 }
 
@@ -145,6 +149,7 @@ fn compile_app(
     file: AppFile,
     at: &str,
     issuer_ids: &[Arc<str>],
+    providers: &[Arc<crate::oidc::Provider>],
     hosts: &mut HostTable,
     problems: &mut Problems,
 ) {
@@ -165,6 +170,33 @@ fn compile_app(
         })
         .collect();
     let routes = RouteTable::compile(file.routes, file.default_action, file.paths, at, problems);
+    let provider = match &file.oidc_provider {
+        Some(id) => {
+            let found = providers.iter().find(|p| *p.id == **id).cloned();
+            if found.is_none() {
+                problems.add(
+                    &format!("{at}.oidc_provider"),
+                    format!("no oidc_providers entry has id `{id}`"),
+                );
+            }
+            found
+        }
+        None if providers.len() == 1 => Some(providers[0].clone()),
+        None => None,
+    };
+    let auth_prefix = file.auth_prefix.trim_end_matches('/').to_string();
+    let prefix_ok = auth_prefix.len() > 1
+        && crate::route::path::normalize(&auth_prefix, crate::config::PathOptionsFile::default())
+            .is_ok_and(|n| n == auth_prefix);
+    if !prefix_ok {
+        problems.add(
+            &format!("{at}.auth_prefix"),
+            format!(
+                "`{}` must be a normalised path below `/`, such as `/_auth`",
+                file.auth_prefix
+            ),
+        );
+    }
     let jwt_issuers: Vec<Arc<str>> = match &file.jwt.issuers {
         None => issuer_ids.to_vec(),
         Some(named) => named
@@ -194,6 +226,8 @@ fn compile_app(
         paths: file.paths,
         jwt_issuers,
         forward_authorization: file.jwt.forward_authorization,
+        provider,
+        auth_prefix,
     });
     let mut claim = |name: String, field: String| {
         if let Some(owner) = hosts.insert(name.clone(), app.clone()) {

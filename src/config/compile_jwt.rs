@@ -34,6 +34,27 @@ fn is_hmac(alg: Algorithm) -> bool {
     matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
 }
 
+/// Parses `{at}.algorithms`; `none` and unknown names are problems.
+pub fn parse_algorithms(names: &[String], at: &str, problems: &mut Problems) -> Vec<Algorithm> {
+    let mut algorithms = Vec::new();
+    for (j, name) in names.iter().enumerate() {
+        match ALGORITHMS.iter().find(|a| algorithm_name(**a) == name) {
+            Some(alg) => algorithms.push(*alg),
+            None => problems.add(
+                &format!("{at}.algorithms[{j}]"),
+                format!("`{name}` is not an accepted signature algorithm (`none` never is)"),
+            ),
+        }
+    }
+    if algorithms.is_empty() {
+        problems.add(
+            &format!("{at}.algorithms"),
+            "at least one algorithm is needed",
+        );
+    }
+    algorithms
+}
+
 /// Compiles every issuer, reporting problems under `jwt_issuers[N]`.
 pub fn issuers(files: Vec<JwtIssuerFile>, problems: &mut Problems) -> Vec<Arc<Issuer>> {
     let mut ids = HashSet::new();

@@ -6,6 +6,7 @@
 
 pub mod compile;
 pub mod compile_jwt;
+pub mod compile_oidc;
 pub mod duration;
 pub mod model;
 pub mod problems;
@@ -48,6 +49,10 @@ pub struct Gateway {
     pub verifier: Arc<crate::jwt::Verifier>,
     /// Identity headers built from verified claims.
     pub identity_headers: crate::authn::identity::IdentityHeaders,
+    /// OIDC providers.
+    pub providers: Vec<Arc<crate::oidc::Provider>>,
+    /// Session settings.
+    pub sessions: compile_oidc::SessionSettings,
 }
 
 /// A traffic listener.
@@ -109,6 +114,10 @@ pub struct App {
     pub jwt_issuers: Vec<Arc<str>>,
     /// Pass the client's `Authorization` on after a bearer token verified.
     pub forward_authorization: bool,
+    /// The provider that signs users in, if any.
+    pub provider: Option<Arc<crate::oidc::Provider>>,
+    /// Prefix of the gateway's endpoints (`/_auth`), without a trailing slash.
+    pub auth_prefix: String,
 }
 
 /// An app's origin, ready to connect to.

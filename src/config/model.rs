@@ -36,12 +36,110 @@ pub struct FileConfig {
     /// Identity headers the gateway owns: they are removed from every client request.
     #[serde(default)]
     pub identity_headers: IdentityHeadersFile,
+    /// OpenID Connect providers apps sign users in with. Default: none.
+    #[serde(default)]
+    pub oidc_providers: Vec<OidcProviderFile>,
+    /// Sign-in sessions: cookie keys, idle timeout, capacity.
+    #[serde(default)]
+    pub sessions: SessionsFile,
     /// Issuers whose JWT bearer tokens apps accept. Default: none.
     #[serde(default)]
     pub jwt_issuers: Vec<JwtIssuerFile>,
     /// The protected apps, each reached by its host name.
     #[serde(default)]
     pub apps: Vec<AppFile>,
+}
+
+/// An OpenID Connect provider (authorization code flow with PKCE).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProviderFile {
+    /// Name apps refer to it by. Required.
+    pub id: String,
+    /// The issuer URL; its discovery document must name exactly this issuer. Required.
+    pub issuer: String,
+    /// The client id registered at the provider. Required.
+    pub client_id: String,
+    /// The client secret (secret). Default: none (a public client, PKCE only).
+    pub client_secret: Option<Secret>,
+    /// How the secret is sent: `client_secret_basic` or `client_secret_post`.
+    /// Default: `client_secret_basic`.
+    #[serde(default)]
+    pub client_auth: ClientAuthFile,
+    /// Scopes requested; `openid` is always added. Default: `openid profile email`.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// Extra authorization request parameters (e.g. `prompt: login`). Default: none.
+    #[serde(default)]
+    pub extra_authorize_params: std::collections::BTreeMap<String, String>,
+    /// Fetch userinfo after sign-in and merge its claims (its `sub` must match). Default: false.
+    #[serde(default)]
+    pub userinfo: bool,
+    /// ID token signature algorithms accepted. Default: RS256, ES256, EdDSA.
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// Allowed clock skew for ID token times. Default: 60s.
+    #[serde(default = "sixty_seconds")]
+    pub leeway: Seconds,
+    /// Timeout of each request to the provider. Default: 5s.
+    #[serde(default = "five_seconds")]
+    pub fetch_timeout: Seconds,
+    /// Where the browser lands after sign-out: a path on the app's host. Default: `/`.
+    #[serde(default = "root_path")]
+    pub post_logout_redirect: String,
+}
+
+fn default_scopes() -> Vec<String> {
+    ["openid", "profile", "email"].map(String::from).to_vec()
+}
+
+fn root_path() -> String {
+    "/".into()
+}
+
+/// Client authentication at the token endpoint.
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthFile {
+    /// HTTP Basic with the client id and secret.
+    #[default]
+    ClientSecretBasic,
+    /// Client id and secret in the request body.
+    ClientSecretPost,
+}
+
+/// Sign-in sessions.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsFile {
+    /// Keys (secrets, at least 32 bytes each) that sign session cookies and seal login
+    /// cookies; the first is current, the others still open existing cookies (rotation).
+    /// Default: a random key per process — sessions do not survive a restart.
+    pub cookie_keys: Vec<Secret>,
+    /// A session unused this long ends. Default: 2h.
+    pub idle_timeout: Seconds,
+    /// Sessions held in memory; the least recently used beyond this end. Default: 100000.
+    /// Read at start-up.
+    pub max_sessions: u64,
+    /// Tokens are refreshed this long before they expire. Default: 60s.
+    pub refresh_before_expiry: Seconds,
+    /// A sign-in must come back from the provider within this. Default: 10m.
+    pub login_timeout: Seconds,
+    /// Sign-ins in progress per browser (parallel tabs); older ones are dropped. Default: 3.
+    pub max_pending_logins: usize,
+}
+
+impl Default for SessionsFile {
+    fn default() -> Self {
+        Self {
+            cookie_keys: Vec::new(),
+            idle_timeout: Seconds(2 * 3600),
+            max_sessions: 100_000,
+            refresh_before_expiry: Seconds(60),
+            login_timeout: Seconds(600),
+            max_pending_logins: 3,
+        }
+    }
 }
 
 /// One trusted JWT issuer.
@@ -331,6 +429,17 @@ pub struct AppFile {
     /// Bearer token settings.
     #[serde(default)]
     pub jwt: AppJwtFile,
+    /// Id of the `oidc_providers` entry that signs users in to this app. Default: the only
+    /// provider when exactly one is configured, else none (session routes answer 401).
+    pub oidc_provider: Option<String>,
+    /// Where the gateway's own endpoints live on the app's host (`/login`, `/callback`,
+    /// `/logout`, `/me` under it). Default: `/_auth`.
+    #[serde(default = "auth_prefix")]
+    pub auth_prefix: String,
+}
+
+fn auth_prefix() -> String {
+    "/_auth".into()
 }
 
 fn fourteen_days() -> Seconds {

@@ -213,15 +213,9 @@ impl Verifier {
         if token.len() > bound {
             return Err(TokenError::TooLarge);
         }
-        let mut parts = token.split('.');
-        let (Some(header_b64), Some(payload_b64), Some(_sig), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Malformed);
-        };
-        let header: RawHeader = decode_json(header_b64)?;
-        let payload: Value = decode_json(payload_b64)?;
-        let iss = payload
+        let parts = Parts::split(token)?;
+        let iss = parts
+            .payload
             .get("iss")
             .and_then(Value::as_str)
             .ok_or(TokenError::UntrustedIssuer)?;
@@ -229,10 +223,57 @@ impl Verifier {
         if !accepted.contains(&issuer.id) {
             return Err(TokenError::UntrustedIssuer);
         }
-        if token.len() > issuer.max_token_bytes {
+        let claims = issuer.verify_parts(token, parts).await?;
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .ok_or(TokenError::BadClaims)?;
+        let left = Duration::from_secs(exp.saturating_sub(now()));
+        Ok(Verified {
+            issuer: issuer.id.clone(),
+            claims,
+            cache_for: left.min(issuer.cache_ttl),
+        })
+    }
+}
+
+/// A token's decoded (not yet trusted) header and payload.
+struct Parts {
+    header: RawHeader,
+    payload: Value,
+}
+
+impl Parts {
+    fn split(token: &str) -> Result<Parts, TokenError> {
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(_sig), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed);
+        };
+        Ok(Parts {
+            header: decode_json(header_b64)?,
+            payload: decode_json(payload_b64)?,
+        })
+    }
+}
+
+impl Issuer {
+    /// Verifies a token of this issuer (not cached): the checks of the module doc, in order.
+    pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        if token.len() > self.max_token_bytes {
             return Err(TokenError::TooLarge);
         }
-        let alg = issuer
+        let parts = Parts::split(token)?;
+        self.verify_parts(token, parts).await
+    }
+
+    async fn verify_parts(&self, token: &str, parts: Parts) -> Result<Claims, TokenError> {
+        let Parts { header, payload } = parts;
+        if token.len() > self.max_token_bytes {
+            return Err(TokenError::TooLarge);
+        }
+        let alg = self
             .algorithms
             .iter()
             .copied()
@@ -241,30 +282,30 @@ impl Verifier {
         if header.crit.is_some() {
             return Err(TokenError::CriticalHeader);
         }
-        if let Some(required) = &issuer.required_typ {
+        if let Some(required) = &self.required_typ {
             let given = header.typ.as_deref().unwrap_or("");
             let given = given.strip_prefix("application/").unwrap_or(given);
             if !given.eq_ignore_ascii_case(required) {
                 return Err(TokenError::WrongType);
             }
         }
-        check_time_claims(&payload, issuer.leeway)?;
+        check_time_claims(&payload, self.leeway)?;
 
-        let mut state = issuer.keys.current();
+        let mut state = self.keys.current();
         let kid = header.kid.as_deref();
         if state.keys.candidates(kid, alg).next().is_none() {
             if state.keys.is_empty() || kid.is_some_and(|k| !state.keys.has_kid(k)) {
-                state = issuer.keys.refresh_for_unknown_kid().await;
+                state = self.keys.refresh_for_unknown_kid().await;
             }
             if state.keys.is_empty() {
                 return Err(TokenError::KeysUnavailable);
             }
         }
         let mut validation = Validation::new(alg);
-        validation.leeway = issuer.leeway;
+        validation.leeway = self.leeway;
         validation.validate_nbf = true;
-        validation.set_issuer(&[&issuer.issuer]);
-        validation.set_audience(&issuer.audiences);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&self.audiences);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         let mut outcome = Err(TokenError::UnknownKey);
         for key in state.keys.candidates(kid, alg) {
@@ -281,17 +322,7 @@ impl Verifier {
                 }
             }
         }
-        let claims = outcome?;
-        let exp = claims
-            .get("exp")
-            .and_then(Value::as_u64)
-            .ok_or(TokenError::BadClaims)?;
-        let left = Duration::from_secs(exp.saturating_sub(now()));
-        Ok(Verified {
-            issuer: issuer.id.clone(),
-            claims,
-            cache_for: left.min(issuer.cache_ttl),
-        })
+        outcome
     }
 }
 

@@ -32,6 +32,8 @@ pub struct Admitted {
     pub require: Arc<Requirements>,
     /// Request target for the origin: path prefix + normalised path + query.
     pub upstream_uri: String,
+    /// The normalised path (no prefix, no query) rules were matched on.
+    pub path: String,
 }
 
 /// The app, route and upstream target for a request, or why it is refused. The route is
@@ -67,6 +69,7 @@ pub fn admit(gw: &Gateway, req: &RequestHeader) -> Result<Admitted, (Reject, Opt
         host,
         client_host: raw_host.trim().to_string(),
         upstream_uri,
+        path,
         app: app.clone(),
     })
 }

@@ -1,10 +1,13 @@
 //! The pingora `ProxyHttp` implementation. Each phase is short and delegates: admission
-//! decides, `respond` answers refusals, `headers` prepares what the origin sees, and
-//! `logging` records one access-log event and the metrics.
+//! decides what the request is, `gate` what happens to it, `respond` answers refusals,
+//! `headers` prepares what the origin sees, and `logging` records one access-log event and the
+//! metrics.
 
 pub mod admission;
+pub mod connection;
 pub mod ctx;
 pub mod framing;
+pub mod gate;
 pub mod headers;
 
 use std::sync::Arc;
@@ -18,28 +21,49 @@ use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 use pingora::ErrorType;
 
-use crate::authn;
 use crate::config::Gateway;
 use crate::metrics::Metrics;
+use crate::oidc::flow::SignIn;
 use crate::respond::{self, Reject};
-use crate::route::rules::Action;
+use crate::session::cookie::strip_gateway_cookies;
+use connection::Connection;
 pub use ctx::RequestCtx;
+use gate::Verdict;
 use headers::{prepare_upstream, Forwarding};
 
-/// The gateway's request path: admission, then forwarding to the app's origin.
+/// The gateway's request path: admission, the gate, then forwarding to the app's origin.
 pub struct AuthGate {
     config: Arc<ArcSwap<Gateway>>,
     metrics: Arc<Metrics>,
+    sign_in: Arc<SignIn>,
 }
 
 impl AuthGate {
-    /// A gateway serving the current snapshot in `config`, recording into `metrics`.
-    pub fn new(config: Arc<ArcSwap<Gateway>>, metrics: Arc<Metrics>) -> AuthGate {
-        AuthGate { config, metrics }
+    /// A gateway serving the current snapshot in `config`, signing users in with `sign_in`,
+    /// recording into `metrics`.
+    pub fn new(
+        config: Arc<ArcSwap<Gateway>>,
+        metrics: Arc<Metrics>,
+        sign_in: Arc<SignIn>,
+    ) -> AuthGate {
+        AuthGate {
+            config,
+            metrics,
+            sign_in,
+        }
     }
-}
 
-impl AuthGate {
+    async fn refuse(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        reject: Reject,
+    ) -> Result<bool> {
+        ctx.decision = reject.code();
+        respond::send(session, &reject, &ctx.request_id).await?;
+        Ok(true)
+    }
+
     /// An HTTP/1 request that came with both `Transfer-Encoding` and `Content-Length`
     /// (pingora keeps only the former in the parsed header). Checked only when
     /// `Transfer-Encoding` is present, so plain requests pay nothing.
@@ -66,7 +90,7 @@ impl ProxyHttp for AuthGate {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let verdict = if self.dropped_content_length(session) {
+        let admitted = if self.dropped_content_length(session) {
             Err((
                 Reject::BadFraming("both Content-Length and Transfer-Encoding"),
                 None,
@@ -74,42 +98,33 @@ impl ProxyHttp for AuthGate {
         } else {
             admission::admit(&ctx.snapshot, session.req_header())
         };
-        let reject = match verdict {
-            Ok(admitted) => {
-                let outcome = match admitted.action {
-                    Action::Public => Ok(None),
-                    Action::Deny => Err(Reject::Denied),
-                    // Browser sign-in is not wired in yet: a session route is never
-                    // forwarded without it.
-                    Action::Session => Err(Reject::Unauthenticated),
-                    Action::Jwt | Action::SessionOrJwt => {
-                        authn::by_bearer(&ctx.snapshot, session.req_header(), &admitted)
-                            .await
-                            .map(Some)
-                    }
-                };
-                ctx.admitted = Some(admitted);
-                match outcome {
-                    Ok(identity) => {
-                        ctx.identity = identity;
-                        None
-                    }
-                    Err(reject) => Some(reject),
-                }
-            }
+        let admitted = match admitted {
+            Ok(admitted) => admitted,
             Err((reject, app)) => {
                 ctx.refused_app = app;
-                Some(reject)
+                return self.refuse(session, ctx, reject).await;
             }
         };
-        match reject {
-            None => {
+        let tls = Connection::of(session, &ctx.snapshot).tls;
+        let verdict = gate::decide(
+            &self.sign_in,
+            &ctx.snapshot,
+            session.req_header(),
+            &admitted,
+            tls,
+        )
+        .await;
+        ctx.admitted = Some(admitted);
+        match verdict {
+            Verdict::Forward(identity) => {
+                ctx.identity = identity;
                 ctx.decision = "allow";
                 Ok(false)
             }
-            Some(reject) => {
-                ctx.decision = reject.code();
-                respond::send(session, &reject, &ctx.request_id).await?;
+            Verdict::Refuse(reject) => self.refuse(session, ctx, reject).await,
+            Verdict::Answer(answer) => {
+                ctx.decision = answer.decision;
+                respond::send_answer(session, answer, &ctx.request_id).await?;
                 Ok(true)
             }
         }
@@ -145,25 +160,16 @@ impl ProxyHttp for AuthGate {
             Some(host) => upstream.insert_header(http::header::HOST, host.clone())?,
             None => upstream.insert_header(http::header::HOST, admitted.client_host.as_str())?,
         }
-        let peer = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        let peer_trusted = peer.is_some_and(|ip| {
-            ctx.snapshot
-                .trusted_proxies
-                .iter()
-                .any(|net| net.contains(&ip))
-        });
-        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        let conn = Connection::of(session, &ctx.snapshot);
         let fwd = Forwarding {
-            peer,
-            peer_trusted,
-            proto: if tls { "https" } else { "http" },
+            peer: conn.peer,
+            peer_trusted: conn.peer_trusted,
+            proto: if conn.direct_tls { "https" } else { "http" },
             host: &admitted.client_host,
             request_id: &ctx.request_id,
         };
         prepare_upstream(upstream, &ctx.snapshot.managed_headers, &fwd);
+        strip_gateway_cookies(upstream);
         if let Some(identity) = &ctx.identity {
             for (name, value) in &identity.headers {
                 upstream.insert_header(name.clone(), value.clone())?;

@@ -1,0 +1,184 @@
+//! Compiling `oidc_providers` and `sessions`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::compile_jwt::parse_algorithms;
+use super::model::{ClientAuthFile, OidcProviderFile, SessionsFile};
+use super::problems::Problems;
+use crate::jwt::jwks::{provider_client, FetchPolicy, IssuerKeys, KeySource};
+use crate::jwt::keys::KeySet;
+use crate::jwt::Issuer;
+use crate::oidc::provider::{Provider, ProviderSettings};
+use crate::oidc::return_to;
+use crate::session::cookie::CookieKeys;
+
+/// Authorization request parameters the flow sets itself.
+const RESERVED_PARAMS: [&str; 9] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "response_mode",
+];
+
+/// Session settings, compiled.
+#[derive(Debug)]
+pub struct SessionSettings {
+    /// Configured cookie keys; `None` means the process's ephemeral key.
+    pub cookie_keys: Option<Arc<CookieKeys>>,
+    /// Idle timeout.
+    pub idle_timeout: Duration,
+    /// Capacity of the in-memory store.
+    pub max_sessions: u64,
+    /// Refresh this long before token expiry.
+    pub refresh_before_expiry: Duration,
+    /// Lifetime of a login cookie.
+    pub login_timeout: Duration,
+    /// Login cookies kept per browser.
+    pub max_pending_logins: usize,
+}
+
+/// Compiles `sessions`.
+pub fn sessions(file: &SessionsFile, problems: &mut Problems) -> SessionSettings {
+    for (i, key) in file.cookie_keys.iter().enumerate() {
+        if key.expose().len() < 32 {
+            problems.add(
+                &format!("sessions.cookie_keys[{i}]"),
+                "must be at least 32 bytes",
+            );
+        }
+    }
+    if file.max_pending_logins == 0 {
+        problems.add("sessions.max_pending_logins", "must be at least 1");
+    }
+    SessionSettings {
+        cookie_keys: (!file.cookie_keys.is_empty()).then(|| {
+            Arc::new(CookieKeys::new(
+                file.cookie_keys.iter().map(|k| k.expose().as_bytes()),
+            ))
+        }),
+        idle_timeout: file.idle_timeout.duration(),
+        max_sessions: file.max_sessions,
+        refresh_before_expiry: file.refresh_before_expiry.duration(),
+        login_timeout: file.login_timeout.duration(),
+        max_pending_logins: file.max_pending_logins.max(1),
+    }
+}
+
+/// Compiles every provider, reporting problems under `oidc_providers[N]`.
+pub fn providers(files: Vec<OidcProviderFile>, problems: &mut Problems) -> Vec<Arc<Provider>> {
+    let mut ids = HashSet::new();
+    let mut out = Vec::new();
+    for (i, file) in files.into_iter().enumerate() {
+        let at = format!("oidc_providers[{i}]");
+        if !ids.insert(file.id.clone()) {
+            problems.add(
+                &format!("{at}.id"),
+                format!("`{}` is used by another provider", file.id),
+            );
+        }
+        if let Some(p) = provider(file, &at, problems) {
+            out.push(Arc::new(p));
+        }
+    }
+    out
+}
+
+fn provider(file: OidcProviderFile, at: &str, problems: &mut Problems) -> Option<Provider> {
+    let before = problems.0.len();
+    if file.id.trim().is_empty() {
+        problems.add(&format!("{at}.id"), "must not be empty");
+    }
+    match url::Url::parse(&file.issuer) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+        _ => problems.add(
+            &format!("{at}.issuer"),
+            format!("`{}` is not an http(s) URL", file.issuer),
+        ),
+    }
+    if file.client_id.trim().is_empty() {
+        problems.add(&format!("{at}.client_id"), "must not be empty");
+    }
+    let algorithms = parse_algorithms(&file.algorithms, at, problems);
+    if algorithms.iter().any(|a| algorithm_is_hmac(*a)) {
+        problems.add(
+            &format!("{at}.algorithms"),
+            "ID tokens are checked with the provider's public keys; HS* is not accepted",
+        );
+    }
+    if return_to::sanitize(&file.post_logout_redirect) != file.post_logout_redirect {
+        problems.add(
+            &format!("{at}.post_logout_redirect"),
+            "must be a path on the app's host, such as `/` or `/signed-out`",
+        );
+    }
+    for name in file.extra_authorize_params.keys() {
+        if RESERVED_PARAMS.contains(&name.as_str()) {
+            problems.add(
+                &format!("{at}.extra_authorize_params.{name}"),
+                "set by the sign-in flow itself",
+            );
+        }
+    }
+    let http = match provider_client(file.fetch_timeout.duration()) {
+        Ok(c) => c,
+        Err(e) => {
+            problems.add(at, e);
+            return None;
+        }
+    };
+    if problems.0.len() > before {
+        return None;
+    }
+    let policy = FetchPolicy {
+        unknown_kid_cooldown: Duration::from_secs(30),
+        min_refresh: Duration::from_secs(300),
+        max_refresh: Duration::from_secs(3600),
+        stale_max_age: Duration::from_secs(86400),
+        timeout: file.fetch_timeout.duration(),
+    };
+    let keys = IssuerKeys::new(
+        file.issuer.clone(),
+        KeySource::Discovery,
+        policy,
+        http.clone(),
+        KeySet::default(),
+        None,
+    );
+    let id: Arc<str> = Arc::from(file.id.as_str());
+    let id_tokens = Arc::new(Issuer {
+        id: id.clone(),
+        issuer: file.issuer.clone(),
+        algorithms,
+        audiences: vec![file.client_id.clone()],
+        leeway: file.leeway.0,
+        required_typ: None,
+        max_token_bytes: 64 * 1024,
+        cache_ttl: Duration::ZERO,
+        keys: Arc::new(keys),
+    });
+    Some(Provider::new(ProviderSettings {
+        id,
+        issuer: file.issuer,
+        client_id: file.client_id,
+        client_secret: file.client_secret,
+        post_body_auth: file.client_auth == ClientAuthFile::ClientSecretPost,
+        scopes: file.scopes,
+        extra_params: file.extra_authorize_params.into_iter().collect(),
+        userinfo: file.userinfo,
+        post_logout_redirect: file.post_logout_redirect,
+        http,
+        id_tokens,
+    }))
+}
+
+fn algorithm_is_hmac(alg: jsonwebtoken::Algorithm) -> bool {
+    use jsonwebtoken::Algorithm::*;
+    matches!(alg, HS256 | HS384 | HS512)
+}

@@ -1,0 +1,647 @@
+//! The browser sign-in flow and the gateway's own endpoints under the app's `auth_prefix`:
+//! `login`, `callback`, `logout`, `me`.
+//!
+//! State that outlives a configuration reload — the session store, the process's own cookie
+//! key, the used-state list, and the per-session refresh locks — lives in [`SignIn`], owned by
+//! the proxy.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use pingora::http::RequestHeader;
+use serde::{Deserialize, Serialize};
+
+use super::provider::{Provider, ProviderError, SignedIn};
+use super::return_to;
+use crate::config::{App, Gateway};
+use crate::session::cookie::{request_cookies, CookieKeys, CookieNames};
+use crate::session::{new_id, Session, SessionId, SessionStore};
+
+/// A response the gateway writes itself.
+#[derive(Debug)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers (content type included).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Body.
+    pub body: Bytes,
+    /// Label for logs and metrics.
+    pub decision: &'static str,
+}
+
+impl Answer {
+    fn new(status: u16, decision: &'static str) -> Answer {
+        Answer {
+            status,
+            headers: vec![(
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            )],
+            body: Bytes::new(),
+            decision,
+        }
+    }
+
+    fn header(mut self, name: HeaderName, value: HeaderValue) -> Answer {
+        self.headers.push((name, value));
+        self
+    }
+
+    fn redirect(location: &str, decision: &'static str) -> Answer {
+        match HeaderValue::from_str(location) {
+            Ok(v) => Answer::new(302, decision).header(http::header::LOCATION, v),
+            Err(_) => page(
+                400,
+                "bad_redirect",
+                "Sign-in failed",
+                "The redirect address is invalid.",
+            ),
+        }
+    }
+
+    fn json(status: u16, decision: &'static str, body: serde_json::Value) -> Answer {
+        let mut a = Answer::new(status, decision).header(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        a.body = Bytes::from(body.to_string() + "\n");
+        a
+    }
+}
+
+/// A small HTML page; `title` and `text` are escaped.
+pub fn page(status: u16, decision: &'static str, title: &str, text: &str) -> Answer {
+    let mut a = Answer::new(status, decision).header(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    a.body = Bytes::from(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title></head>\
+         <body><h1>{t}</h1><p>{x}</p><p><a href=\"/\">Back to the start page</a></p></body></html>\n",
+        t = escape(title),
+        x = escape(text)
+    ));
+    a
+}
+
+fn escape(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            '&' => "&amp;".to_string(),
+            '"' => "&quot;".to_string(),
+            '\'' => "&#39;".to_string(),
+            c if c.is_control() => " ".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// What the login cookie holds.
+#[derive(Serialize, Deserialize)]
+struct PendingLogin {
+    /// state
+    s: String,
+    /// nonce
+    n: String,
+    /// PKCE verifier
+    v: String,
+    /// return path
+    r: String,
+    /// redirect URI used
+    u: String,
+    /// provider id
+    p: String,
+    /// created, unix seconds
+    t: u64,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The result of looking up a request's session.
+pub enum Lookup {
+    /// A live session of this app.
+    Valid(Arc<Session>),
+    /// No session cookie, or one that is forged, of another app, expired or ended.
+    Missing,
+}
+
+/// Sign-in state that lives as long as the process.
+pub struct SignIn {
+    store: Arc<dyn SessionStore>,
+    ephemeral_keys: Arc<CookieKeys>,
+    used_states: moka::sync::Cache<String, ()>,
+    refresh_locks: moka::sync::Cache<SessionId, Arc<tokio::sync::Mutex<()>>>,
+}
+
+/// Facts about the request the flow needs.
+pub struct RequestFacts<'a> {
+    /// The request head.
+    pub req: &'a RequestHeader,
+    /// The app.
+    pub app: &'a Arc<App>,
+    /// The host as the client wrote it.
+    pub host: &'a str,
+    /// The request arrived over TLS.
+    pub tls: bool,
+}
+
+impl RequestFacts<'_> {
+    fn names(&self) -> CookieNames {
+        CookieNames { tls: self.tls }
+    }
+
+    fn origin(&self) -> String {
+        format!(
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            self.host
+        )
+    }
+
+    fn endpoint(&self, name: &str) -> String {
+        format!("{}{}/{name}", self.origin(), self.app.auth_prefix)
+    }
+
+    fn query_param(&self, name: &str) -> Option<String> {
+        let query = self.req.uri.query()?;
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.req.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl SignIn {
+    /// Sign-in state over `store`.
+    pub fn new(store: Arc<dyn SessionStore>) -> SignIn {
+        SignIn {
+            store,
+            ephemeral_keys: Arc::new(CookieKeys::ephemeral()),
+            used_states: moka::sync::Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(Duration::from_secs(3600))
+                .build(),
+            refresh_locks: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(300))
+                .build(),
+        }
+    }
+
+    fn keys<'g>(&'g self, gw: &'g Gateway) -> &'g CookieKeys {
+        gw.sessions
+            .cookie_keys
+            .as_deref()
+            .unwrap_or(&self.ephemeral_keys)
+    }
+
+    fn session_id(&self, gw: &Gateway, f: &RequestFacts) -> Option<SessionId> {
+        let name = f.names().session();
+        request_cookies(f.req)
+            .into_iter()
+            .filter(|(n, _)| *n == name)
+            .find_map(|(_, v)| self.keys(gw).open_session(&f.app.id, &v))
+    }
+
+    /// The request's live session, refreshing its tokens first when they are about to
+    /// expire (once per session, however many requests arrive meanwhile). A failed refresh
+    /// ends the session.
+    pub async fn session(&self, gw: &Gateway, f: &RequestFacts<'_>) -> Lookup {
+        let Some(id) = self.session_id(gw, f) else {
+            return Lookup::Missing;
+        };
+        let Some(session) = self.store.get(&id).await else {
+            return Lookup::Missing;
+        };
+        if *session.app != *f.app.id {
+            return Lookup::Missing;
+        }
+        if !self.refresh_due(gw, &session) {
+            return Lookup::Valid(session);
+        }
+        let lock = self
+            .refresh_locks
+            .get_with(id, || Arc::new(tokio::sync::Mutex::new(())));
+        let _guard = lock.lock().await;
+        // Another request may have refreshed while this one waited.
+        let Some(session) = self.store.get(&id).await else {
+            return Lookup::Missing;
+        };
+        if !self.refresh_due(gw, &session) {
+            return Lookup::Valid(session);
+        }
+        let (Some(provider), Some(refresh_token)) = (&f.app.provider, &session.refresh_token)
+        else {
+            return Lookup::Valid(session);
+        };
+        match provider
+            .refresh(refresh_token, &session.claims, &session.id_token)
+            .await
+        {
+            Ok(signed) => {
+                let renewed = Arc::new(Session {
+                    claims: Arc::new(signed.claims),
+                    id_token: signed.id_token,
+                    refresh_token: signed.refresh_token,
+                    tokens_expire_at: SystemTime::now() + signed.expires_in,
+                    ..(*session).clone()
+                });
+                self.store.put(id, renewed.clone()).await;
+                Lookup::Valid(renewed)
+            }
+            Err(e) => {
+                tracing::info!(app = %f.app.id, error = %e, "token refresh failed; the session ends");
+                self.store.remove(&id).await;
+                Lookup::Missing
+            }
+        }
+    }
+
+    fn refresh_due(&self, gw: &Gateway, session: &Session) -> bool {
+        session.refresh_token.is_some()
+            && SystemTime::now() + gw.sessions.refresh_before_expiry >= session.tokens_expire_at
+    }
+
+    /// The answer for a session route without a session: a redirect to the provider for a
+    /// browser navigation, a 401 with the login URL for an API or XHR call.
+    pub async fn challenge(
+        &self,
+        gw: &Gateway,
+        f: &RequestFacts<'_>,
+        path_and_query: &str,
+    ) -> Answer {
+        if is_browser(f.req) {
+            return self.start_login(gw, f, path_and_query).await;
+        }
+        let login_url = format!(
+            "{}{}/login?rd={}",
+            f.origin(),
+            f.app.auth_prefix,
+            url::form_urlencoded::byte_serialize(path_and_query.as_bytes()).collect::<String>()
+        );
+        Answer::json(
+            401,
+            "unauthenticated",
+            serde_json::json!({"error": "unauthenticated", "message": "sign-in required", "login_url": login_url}),
+        )
+        .header(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"authgate\""),
+        )
+    }
+
+    async fn start_login(&self, gw: &Gateway, f: &RequestFacts<'_>, return_to: &str) -> Answer {
+        let Some(provider) = &f.app.provider else {
+            return page(
+                401,
+                "unauthenticated",
+                "Sign-in required",
+                "This app has no sign-in configured.",
+            );
+        };
+        let redirect_uri = f.endpoint("callback");
+        let (url, state, nonce, verifier) = match provider.authorize(&redirect_uri).await {
+            Ok(parts) => parts,
+            Err(e) => return provider_down(provider, &e),
+        };
+        let pending = PendingLogin {
+            s: state.clone(),
+            n: nonce,
+            v: verifier,
+            r: return_to::sanitize(return_to),
+            u: redirect_uri,
+            p: provider.id.to_string(),
+            t: unix_now(),
+        };
+        let names = f.names();
+        let name = names.login(&state);
+        let sealed = self.keys(gw).seal(
+            &f.app.id,
+            &name,
+            &serde_json::to_vec(&pending).unwrap_or_default(),
+        );
+        let mut answer = Answer::redirect(&url, "login_redirect").header(
+            http::header::SET_COOKIE,
+            names.set(name, sealed, gw.sessions.login_timeout.as_secs() as i64),
+        );
+        // Keep the number of pending sign-ins bounded, so cookies never outgrow header limits.
+        let pending: Vec<String> = request_cookies(f.req)
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(|n| names.is_login(n))
+            .collect();
+        let keep = gw.sessions.max_pending_logins.saturating_sub(1);
+        let drop = pending.len().saturating_sub(keep);
+        for old in pending.into_iter().take(drop) {
+            answer = answer.header(http::header::SET_COOKIE, names.clear(old));
+        }
+        answer
+    }
+
+    /// Answers a request under the app's `auth_prefix`, if it is one.
+    pub async fn endpoint(&self, gw: &Gateway, f: &RequestFacts<'_>, path: &str) -> Option<Answer> {
+        let rest = path.strip_prefix(f.app.auth_prefix.as_str())?;
+        let name = rest.strip_prefix('/')?;
+        Some(match name {
+            "login" => {
+                let rd = f.query_param("rd").unwrap_or_else(|| "/".into());
+                self.start_login(gw, f, &rd).await
+            }
+            "callback" => self.callback(gw, f).await,
+            "logout" => self.logout(gw, f).await,
+            "me" => self.me(gw, f).await,
+            _ => Answer::json(
+                404,
+                "not_found",
+                serde_json::json!({"error": "not_found", "message": "no such endpoint"}),
+            ),
+        })
+    }
+
+    async fn me(&self, gw: &Gateway, f: &RequestFacts<'_>) -> Answer {
+        match self.session(gw, f).await {
+            Lookup::Valid(s) => {
+                Answer::json(200, "me", serde_json::Value::Object((*s.claims).clone()))
+            }
+            Lookup::Missing => Answer::json(
+                401,
+                "unauthenticated",
+                serde_json::json!({"error": "unauthenticated", "message": "not signed in"}),
+            ),
+        }
+    }
+
+    async fn callback(&self, gw: &Gateway, f: &RequestFacts<'_>) -> Answer {
+        let names = f.names();
+        let state = f.query_param("state").unwrap_or_default();
+        let cookie_name = names.login(&state);
+        let clear = names.clear(cookie_name.clone());
+        let fail = |status: u16, decision: &'static str, text: &str| {
+            page(status, decision, "Sign-in failed", text)
+                .header(http::header::SET_COOKIE, clear.clone())
+        };
+        if let Some(error) = f.query_param("error") {
+            let description = f.query_param("error_description").unwrap_or_default();
+            tracing::info!(app = %f.app.id, error, description, "the provider refused the sign-in");
+            let status = if error == "access_denied" { 403 } else { 400 };
+            let text = if description.is_empty() {
+                format!("The identity provider answered: {error}.")
+            } else {
+                format!("The identity provider answered: {error}: {description}")
+            };
+            return fail(status, "provider_error", &text);
+        }
+        let Some(provider) = &f.app.provider else {
+            return fail(404, "not_found", "This app has no sign-in configured.");
+        };
+        // The login cookie for this state, opened and checked.
+        let sealed = request_cookies(f.req)
+            .into_iter()
+            .find(|(n, _)| *n == cookie_name)
+            .map(|(_, v)| v);
+        let pending: Option<PendingLogin> = sealed
+            .and_then(|v| self.keys(gw).open(&f.app.id, &cookie_name, &v))
+            .and_then(|plain| serde_json::from_slice(&plain).ok());
+        let Some(pending) = pending else {
+            return fail(
+                400,
+                "bad_state",
+                "This sign-in is unknown or has expired. Please start again.",
+            );
+        };
+        let same_state = aws_lc_rs::constant_time::verify_slices_are_equal(
+            pending.s.as_bytes(),
+            state.as_bytes(),
+        )
+        .is_ok();
+        let fresh = unix_now() <= pending.t + gw.sessions.login_timeout.as_secs();
+        if state.is_empty() || !same_state || !fresh || pending.p != *provider.id {
+            return fail(
+                400,
+                "bad_state",
+                "This sign-in is unknown or has expired. Please start again.",
+            );
+        }
+        // Single use, whatever happens next.
+        let mut replayed = true;
+        self.used_states.entry(state.clone()).or_insert_with(|| {
+            replayed = false;
+        });
+        if replayed {
+            return fail(
+                400,
+                "bad_state",
+                "This sign-in was already used. Please start again.",
+            );
+        }
+        let discovered = match provider.discovered().await {
+            Ok(d) => d,
+            Err(e) => {
+                return provider_down(provider, &e).header(http::header::SET_COOKIE, clear.clone())
+            }
+        };
+        let iss = f.query_param("iss");
+        if (discovered.sends_iss && iss.is_none())
+            || iss.as_deref().is_some_and(|i| i != provider.issuer)
+        {
+            return fail(
+                400,
+                "bad_issuer",
+                "The sign-in response came from another identity provider.",
+            );
+        }
+        let Some(code) = f.query_param("code").filter(|c| !c.is_empty()) else {
+            return fail(
+                400,
+                "bad_callback",
+                "The sign-in response has no authorization code.",
+            );
+        };
+        let signed = match provider
+            .exchange_code(&code, &pending.v, &pending.u, &pending.n)
+            .await
+        {
+            Ok(signed) => signed,
+            Err(e) => {
+                tracing::warn!(app = %f.app.id, provider = %provider.id, error = %e, "sign-in failed");
+                let status = match e {
+                    ProviderError::Unavailable(_) | ProviderError::Exchange(_) => 502,
+                    ProviderError::IdToken(_) | ProviderError::UserInfo(_) => 401,
+                };
+                return fail(
+                    status,
+                    "sign_in_failed",
+                    "The identity provider's answer could not be verified.",
+                );
+            }
+        };
+        let id = self.create_session(f.app, provider, signed).await;
+        let value = self.keys(gw).sign_session(&f.app.id, &id);
+        Answer::redirect(&pending.r, "signed_in")
+            .header(http::header::SET_COOKIE, clear)
+            .header(
+                http::header::SET_COOKIE,
+                names.set(
+                    names.session(),
+                    value,
+                    f.app.session_duration.as_secs() as i64,
+                ),
+            )
+    }
+
+    async fn create_session(&self, app: &App, provider: &Provider, signed: SignedIn) -> SessionId {
+        let id = new_id();
+        let now = SystemTime::now();
+        let session = Session {
+            app: app.id.clone(),
+            provider: provider.id.clone(),
+            claims: Arc::new(signed.claims),
+            id_token: signed.id_token,
+            refresh_token: signed.refresh_token,
+            tokens_expire_at: now + signed.expires_in,
+            expires_at: now + app.session_duration,
+        };
+        self.store.put(id, Arc::new(session)).await;
+        id
+    }
+
+    async fn logout(&self, gw: &Gateway, f: &RequestFacts<'_>) -> Answer {
+        let post = f.req.method == http::Method::POST;
+        if !post && !is_same_origin(f) {
+            // A cross-site GET cannot sign anyone out; offer a button instead.
+            let mut a = page(200, "logout_confirm", "Sign out", "Sign out of this app?");
+            a.body = Bytes::from(format!(
+                "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sign out</title></head>\
+                 <body><form method=\"post\" action=\"{}/logout\"><button>Sign out</button></form></body></html>\n",
+                escape(&f.app.auth_prefix)
+            ));
+            return a;
+        }
+        let names = f.names();
+        let id = self.session_id(gw, f);
+        let session = match id {
+            Some(id) => {
+                let s = self.store.get(&id).await;
+                self.store.remove(&id).await;
+                s
+            }
+            None => None,
+        };
+        let landing = f
+            .app
+            .provider
+            .as_ref()
+            .map_or("/", |p| p.post_logout_redirect.as_str());
+        let landing_url = format!("{}{landing}", f.origin());
+        let mut location = landing.to_string();
+        if let (Some(provider), Some(session)) = (&f.app.provider, &session) {
+            if let Ok(d) = provider.discovered().await {
+                if let Some(end) = &d.end_session_endpoint {
+                    if let Ok(mut url) = url::Url::parse(end) {
+                        url.query_pairs_mut()
+                            .append_pair("id_token_hint", &session.id_token)
+                            .append_pair("post_logout_redirect_uri", &landing_url);
+                        location = url.to_string();
+                    }
+                }
+            }
+        }
+        Answer::redirect(&location, "signed_out")
+            .header(http::header::SET_COOKIE, names.clear(names.session()))
+    }
+}
+
+fn provider_down(provider: &Provider, e: &ProviderError) -> Answer {
+    tracing::warn!(provider = %provider.id, error = %e, "identity provider unavailable");
+    page(
+        503,
+        "provider_unavailable",
+        "Sign-in unavailable",
+        "The identity provider cannot be reached right now. Please try again shortly.",
+    )
+}
+
+/// A top-level browser navigation (redirect it) rather than an API or XHR call (401 JSON).
+pub fn is_browser(req: &RequestHeader) -> bool {
+    let header = |name: &str| {
+        req.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    if req.headers.contains_key("x-requested-with") {
+        return false;
+    }
+    match header("sec-fetch-mode") {
+        "navigate" => return true,
+        "cors" | "no-cors" | "same-origin" | "websocket" => return false,
+        _ => {}
+    }
+    let accept = header("accept");
+    accept.contains("text/html") && !accept.starts_with("application/json")
+}
+
+fn is_same_origin(f: &RequestFacts) -> bool {
+    if f.header("sec-fetch-site") == Some("same-origin") {
+        return true;
+    }
+    let origin = f.origin();
+    let matches = |v: &str| v == origin || v.starts_with(&format!("{origin}/"));
+    f.header("origin").is_some_and(matches)
+        || (f.header("origin").is_none() && f.header("referer").is_some_and(matches))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn browsers_and_api_clients_are_told_apart() {
+        assert!(is_browser(&req(&[(
+            "accept",
+            "text/html,application/xhtml+xml"
+        )])));
+        assert!(is_browser(&req(&[
+            ("sec-fetch-mode", "navigate"),
+            ("accept", "*/*")
+        ])));
+        assert!(!is_browser(&req(&[("accept", "application/json")])));
+        assert!(!is_browser(&req(&[
+            ("accept", "text/html"),
+            ("x-requested-with", "XMLHttpRequest")
+        ])));
+        assert!(!is_browser(&req(&[
+            ("accept", "text/html"),
+            ("sec-fetch-mode", "cors")
+        ])));
+        assert!(!is_browser(&req(&[])));
+    }
+
+    #[test]
+    fn pages_escape_what_the_provider_sent() {
+        let a = page(400, "x", "T", "<script>alert(1)</script>");
+        let body = String::from_utf8(a.body.to_vec()).unwrap();
+        assert!(!body.contains("<script>"));
+        assert!(body.contains("&lt;script&gt;"));
+    }
+}

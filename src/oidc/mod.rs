@@ -1,0 +1,8 @@
+//! OpenID Connect sign-in: providers ([`provider`]), the browser flow and the gateway's own
+//! endpoints ([`flow`]), and return-path validation ([`return_to`]).
+
+pub mod flow;
+pub mod provider;
+pub mod return_to;
+
+pub use provider::{Provider, ProviderError};

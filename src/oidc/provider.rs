@@ -1,0 +1,477 @@
+//! One OpenID Connect provider: discovery, the authorization URL, the code and refresh-token
+//! exchanges (via `openidconnect`), ID token validation (via the JWT issue's verifier and JWKS
+//! cache), and userinfo.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use openidconnect::core::{
+    CoreAuthDisplay, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClient,
+    CoreClientAuthMethod, CoreGrantType, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm, CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
+};
+use openidconnect::{
+    AdditionalProviderMetadata, AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, ProviderMetadata, RedirectUrl, RefreshToken, Scope, TokenResponse,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::Secret;
+use crate::jwt::{Claims, Issuer};
+
+/// Metadata fields authgate reads beyond the core set.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ExtraMetadata {
+    /// RP-initiated logout endpoint.
+    #[serde(default)]
+    pub end_session_endpoint: Option<String>,
+    /// RFC 9207: the provider sends `iss` with authorization responses.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
+}
+
+impl AdditionalProviderMetadata for ExtraMetadata {}
+
+type Metadata = ProviderMetadata<
+    ExtraMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+type Client = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// What discovery found.
+pub struct Discovered {
+    client: Client,
+    /// Where RP-initiated logout goes, if supported.
+    pub end_session_endpoint: Option<String>,
+    /// Whether the provider sends `iss` on the callback (RFC 9207).
+    pub sends_iss: bool,
+    userinfo_endpoint: Option<String>,
+}
+
+/// Why a provider interaction failed. Details go to logs; the browser gets a short page.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// Discovery failed or named another issuer.
+    #[error("identity provider unavailable: {0}")]
+    Unavailable(String),
+    /// The token endpoint refused or answered nonsense.
+    #[error("token exchange failed: {0}")]
+    Exchange(String),
+    /// The ID token did not validate.
+    #[error("invalid ID token: {0}")]
+    IdToken(String),
+    /// Userinfo failed or named another subject.
+    #[error("userinfo failed: {0}")]
+    UserInfo(String),
+}
+
+/// Tokens after a code or refresh exchange, with the validated identity.
+pub struct SignedIn {
+    /// Validated claims (ID token, merged with userinfo when enabled).
+    pub claims: Claims,
+    /// The raw ID token.
+    pub id_token: String,
+    /// The refresh token, if issued.
+    pub refresh_token: Option<String>,
+    /// When the access token (or else the ID token) expires.
+    pub expires_in: Duration,
+}
+
+/// A configured provider.
+pub struct Provider {
+    /// Config id.
+    pub id: Arc<str>,
+    /// Exact issuer.
+    pub issuer: String,
+    client_id: String,
+    client_secret: Option<Secret>,
+    post_body_auth: bool,
+    scopes: Vec<String>,
+    extra_params: Vec<(String, String)>,
+    userinfo: bool,
+    /// Path on the app's host where the browser lands after sign-out.
+    pub post_logout_redirect: String,
+    http: reqwest::Client,
+    /// ID token verification: audience = client id, keys from the provider's JWKS.
+    id_tokens: Arc<Issuer>,
+    discovered: ArcSwapOption<Discovered>,
+    discovering: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("id", &self.id)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings a [`Provider`] is built from.
+pub struct ProviderSettings {
+    /// Config id.
+    pub id: Arc<str>,
+    /// Exact issuer.
+    pub issuer: String,
+    /// Client id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: Option<Secret>,
+    /// Send the secret in the body instead of HTTP Basic.
+    pub post_body_auth: bool,
+    /// Scopes (without `openid`, which is always sent).
+    pub scopes: Vec<String>,
+    /// Extra authorization parameters.
+    pub extra_params: Vec<(String, String)>,
+    /// Fetch userinfo.
+    pub userinfo: bool,
+    /// Landing path after sign-out.
+    pub post_logout_redirect: String,
+    /// HTTP client (no redirects).
+    pub http: reqwest::Client,
+    /// ID token verification.
+    pub id_tokens: Arc<Issuer>,
+}
+
+/// A retry of failed discovery waits at least this long.
+const REDISCOVER_AFTER: Duration = Duration::from_secs(5);
+
+impl Provider {
+    /// A provider that discovers its metadata on first use.
+    pub fn new(s: ProviderSettings) -> Provider {
+        Provider {
+            id: s.id,
+            issuer: s.issuer,
+            client_id: s.client_id,
+            client_secret: s.client_secret,
+            post_body_auth: s.post_body_auth,
+            scopes: s.scopes,
+            extra_params: s.extra_params,
+            userinfo: s.userinfo,
+            post_logout_redirect: s.post_logout_redirect,
+            http: s.http,
+            id_tokens: s.id_tokens,
+            discovered: ArcSwapOption::empty(),
+            discovering: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// True once discovery succeeded.
+    pub fn is_discovered(&self) -> bool {
+        self.discovered.load().is_some()
+    }
+
+    /// The discovered metadata, discovering now if needed (at most one attempt per few
+    /// seconds while the provider is down).
+    pub async fn discovered(&self) -> Result<Arc<Discovered>, ProviderError> {
+        if let Some(d) = self.discovered.load_full() {
+            return Ok(d);
+        }
+        let mut last = self.discovering.lock().await;
+        if let Some(d) = self.discovered.load_full() {
+            return Ok(d);
+        }
+        if last.is_some_and(|t| t.elapsed() < REDISCOVER_AFTER) {
+            return Err(ProviderError::Unavailable(
+                "discovery failed recently".into(),
+            ));
+        }
+        *last = Some(Instant::now());
+        let discovered = Arc::new(self.discover().await.inspect_err(|e| {
+            tracing::warn!(provider = %self.id, error = %e, "OIDC discovery failed");
+        })?);
+        self.discovered.store(Some(discovered.clone()));
+        // Warm the ID token keys too.
+        self.id_tokens.keys.refresh().await;
+        Ok(discovered)
+    }
+
+    async fn discover(&self) -> Result<Discovered, ProviderError> {
+        let unavailable = |e: String| ProviderError::Unavailable(e);
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.issuer.trim_end_matches('/')
+        );
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(unavailable(format!("discovery answered {}", resp.status())));
+        }
+        let body = resp.bytes().await.map_err(|e| unavailable(e.to_string()))?;
+        let metadata: Metadata = serde_json::from_slice(&body)
+            .map_err(|e| unavailable(format!("discovery document: {e}")))?;
+        if metadata.issuer().as_str() != self.issuer {
+            return Err(unavailable(format!(
+                "discovery names issuer `{}`, not the configured `{}`",
+                metadata.issuer().as_str(),
+                self.issuer
+            )));
+        }
+        let extra = metadata.additional_metadata().clone();
+        let userinfo_endpoint = metadata.userinfo_endpoint().map(|u| u.url().to_string());
+        let mut client = CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(self.client_id.clone()),
+            self.client_secret
+                .as_ref()
+                .map(|s| ClientSecret::new(s.expose().to_string())),
+        );
+        client = client.set_auth_type(if self.post_body_auth {
+            AuthType::RequestBody
+        } else {
+            AuthType::BasicAuth
+        });
+        Ok(Discovered {
+            client,
+            end_session_endpoint: extra.end_session_endpoint,
+            sends_iss: extra.authorization_response_iss_parameter_supported,
+            userinfo_endpoint,
+        })
+    }
+
+    /// The authorization URL for a new sign-in, with its state, nonce and PKCE verifier.
+    pub async fn authorize(
+        &self,
+        redirect_uri: &str,
+    ) -> Result<(String, String, String, String), ProviderError> {
+        let d = self.discovered().await?;
+        let redirect = RedirectUrl::new(redirect_uri.to_string())
+            .map_err(|e| ProviderError::Unavailable(format!("redirect URI: {e}")))?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = d
+            .client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .set_redirect_uri(Cow::Owned(redirect))
+            .set_pkce_challenge(challenge);
+        for scope in &self.scopes {
+            if scope != "openid" {
+                request = request.add_scope(Scope::new(scope.clone()));
+            }
+        }
+        for (name, value) in &self.extra_params {
+            request = request.add_extra_param(name.clone(), value.clone());
+        }
+        let (url, state, nonce) = request.url();
+        Ok((
+            url.to_string(),
+            state.secret().clone(),
+            nonce.secret().clone(),
+            verifier.secret().clone(),
+        ))
+    }
+
+    /// Exchanges an authorization code and validates the result.
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        verifier: &str,
+        redirect_uri: &str,
+        nonce: &str,
+    ) -> Result<SignedIn, ProviderError> {
+        let d = self.discovered().await?;
+        let redirect = RedirectUrl::new(redirect_uri.to_string())
+            .map_err(|e| ProviderError::Exchange(format!("redirect URI: {e}")))?;
+        let response = d
+            .client
+            .exchange_code(AuthorizationCode::new(code.to_string()))
+            .map_err(|e| ProviderError::Exchange(e.to_string()))?
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_string()))
+            .set_redirect_uri(Cow::Owned(redirect))
+            .request_async(&self.http)
+            .await
+            .map_err(|e| ProviderError::Exchange(error_chain(&e)))?;
+        let id_token = response
+            .id_token()
+            .map(|t| t.to_string())
+            .ok_or_else(|| ProviderError::IdToken("no id_token in the token response".into()))?;
+        let claims = self.validate_id_token(&id_token, Some(nonce)).await?;
+        let claims = if self.userinfo {
+            self.merge_userinfo(&d, response.access_token().secret(), claims)
+                .await?
+        } else {
+            claims
+        };
+        Ok(SignedIn {
+            expires_in: expires_in(response.expires_in(), &claims),
+            claims,
+            id_token,
+            refresh_token: response.refresh_token().map(|t| t.secret().clone()),
+        })
+    }
+
+    /// Uses a refresh token; the new ID token (if any) must name the same subject.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        previous: &Claims,
+        previous_id_token: &str,
+    ) -> Result<SignedIn, ProviderError> {
+        let d = self.discovered().await?;
+        let token = RefreshToken::new(refresh_token.to_string());
+        let response = d
+            .client
+            .exchange_refresh_token(&token)
+            .map_err(|e| ProviderError::Exchange(e.to_string()))?
+            .request_async(&self.http)
+            .await
+            .map_err(|e| ProviderError::Exchange(error_chain(&e)))?;
+        let (claims, id_token) = match response.id_token() {
+            Some(t) => {
+                let raw = t.to_string();
+                let claims = self.validate_id_token(&raw, None).await?;
+                if claims.get("sub") != previous.get("sub") {
+                    return Err(ProviderError::IdToken(
+                        "refreshed ID token names another subject".into(),
+                    ));
+                }
+                (claims, raw)
+            }
+            None => (previous.clone(), previous_id_token.to_string()),
+        };
+        Ok(SignedIn {
+            expires_in: expires_in(response.expires_in(), &claims),
+            claims,
+            id_token,
+            // Rotating refresh tokens: keep the new one; otherwise the old one stays valid.
+            refresh_token: Some(
+                response
+                    .refresh_token()
+                    .map_or_else(|| refresh_token.to_string(), |t| t.secret().clone()),
+            ),
+        })
+    }
+
+    /// Signature, `iss`, `aud` (the client id), `exp`, `iat`, `azp`, and `nonce` when given.
+    async fn validate_id_token(
+        &self,
+        token: &str,
+        nonce: Option<&str>,
+    ) -> Result<Claims, ProviderError> {
+        let bad = |why: &str| ProviderError::IdToken(why.to_string());
+        let claims = self
+            .id_tokens
+            .verify(token)
+            .await
+            .map_err(|e| ProviderError::IdToken(e.to_string()))?;
+        if claims.get("iat").and_then(Value::as_u64).is_none() {
+            return Err(bad("no iat"));
+        }
+        if claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            return Err(bad("no sub"));
+        }
+        let several_audiences = claims
+            .get("aud")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.len() > 1);
+        match claims.get("azp").and_then(Value::as_str) {
+            Some(azp) if azp != self.client_id => return Err(bad("azp names another client")),
+            None if several_audiences => return Err(bad("several audiences and no azp")),
+            _ => {}
+        }
+        if let Some(expected) = nonce {
+            let given = claims.get("nonce").and_then(Value::as_str).unwrap_or("");
+            let same = aws_lc_rs::constant_time::verify_slices_are_equal(
+                given.as_bytes(),
+                expected.as_bytes(),
+            )
+            .is_ok();
+            if !same {
+                return Err(bad("nonce mismatch"));
+            }
+        }
+        Ok(claims)
+    }
+
+    async fn merge_userinfo(
+        &self,
+        d: &Discovered,
+        access_token: &str,
+        mut claims: Claims,
+    ) -> Result<Claims, ProviderError> {
+        let failed = |e: String| ProviderError::UserInfo(e);
+        let url = d
+            .userinfo_endpoint
+            .as_ref()
+            .ok_or_else(|| failed("the provider has no userinfo endpoint".into()))?;
+        let resp = self
+            .http
+            .get(url)
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(failed(format!("status {}", resp.status())));
+        }
+        let info: Claims = resp.json().await.map_err(|e| failed(e.to_string()))?;
+        if info.get("sub") != claims.get("sub") {
+            return Err(failed("userinfo names another subject".into()));
+        }
+        for (k, v) in info {
+            // ID token claims that bind the token stay as validated.
+            if !matches!(
+                k.as_str(),
+                "iss" | "aud" | "exp" | "iat" | "nonce" | "azp" | "sub"
+            ) {
+                claims.insert(k, v);
+            }
+        }
+        Ok(claims)
+    }
+}
+
+fn expires_in(access: Option<Duration>, claims: &Claims) -> Duration {
+    access.unwrap_or_else(|| {
+        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Duration::from_secs(exp.saturating_sub(now))
+    })
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

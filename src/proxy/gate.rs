@@ -1,0 +1,64 @@
+//! The decision for an admitted request: answer a gateway endpoint, forward it (with the
+//! identity it proved), refuse it, or send the browser to sign in.
+
+use pingora::http::RequestHeader;
+
+use crate::authn::{self, Identity};
+use crate::config::Gateway;
+use crate::oidc::flow::{Answer, Lookup, RequestFacts, SignIn};
+use crate::proxy::admission::Admitted;
+use crate::respond::Reject;
+use crate::route::rules::Action;
+
+/// What happens to an admitted request.
+pub enum Verdict {
+    /// Forward it, with the identity headers it earned (none on public routes).
+    Forward(Option<Identity>),
+    /// Refuse it.
+    Refuse(Reject),
+    /// Answer it with a gateway-made response (endpoints, sign-in redirects).
+    Answer(Answer),
+}
+
+/// Decides an admitted request.
+pub async fn decide(
+    sign_in: &SignIn,
+    gw: &Gateway,
+    req: &RequestHeader,
+    admitted: &Admitted,
+    tls: bool,
+) -> Verdict {
+    let facts = RequestFacts {
+        req,
+        app: &admitted.app,
+        host: &admitted.client_host,
+        tls,
+    };
+    if let Some(answer) = sign_in.endpoint(gw, &facts, &admitted.path).await {
+        return Verdict::Answer(answer);
+    }
+    let by_session = match admitted.action {
+        Action::Public => return Verdict::Forward(None),
+        Action::Deny => return Verdict::Refuse(Reject::Denied),
+        Action::Jwt => false,
+        Action::Session => true,
+        // A bearer token decides when the client sends one; otherwise the session does.
+        Action::SessionOrJwt => !req.headers.contains_key(http::header::AUTHORIZATION),
+    };
+    if !by_session {
+        return match authn::by_bearer(gw, req, admitted).await {
+            Ok(identity) => Verdict::Forward(Some(identity)),
+            Err(reject) => Verdict::Refuse(reject),
+        };
+    }
+    match sign_in.session(gw, &facts).await {
+        Lookup::Valid(session) => match authn::by_session(gw, &session, admitted) {
+            Ok(identity) => Verdict::Forward(Some(identity)),
+            Err(reject) => Verdict::Refuse(reject),
+        },
+        Lookup::Missing => {
+            let target = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+            Verdict::Answer(sign_in.challenge(gw, &facts, target).await)
+        }
+    }
+}
