@@ -1,12 +1,15 @@
 //! Integration tests: the real `authgate` binary on free ports, in front of a real HTTP
 //! origin, driven over real sockets.
 
+mod browser;
 mod cli;
 mod common;
 mod hygiene;
+mod idp;
 mod jwt;
 mod operability;
 mod protocols;
 mod routing;
+mod signin;
 mod smuggling;
 mod tokens;

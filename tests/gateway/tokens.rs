@@ -239,3 +239,13 @@ impl JwksServer {
             json!({"keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>()});
     }
 }
+
+/// A value unique per call (codes, refresh tokens).
+pub fn now_nanos() -> u128 {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        + COUNTER.fetch_add(1, Ordering::SeqCst) as u128
+}

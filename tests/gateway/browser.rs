@@ -1,0 +1,99 @@
+//! A small cookie-keeping browser: follows redirects one hop at a time (so tests can stop
+//! and tamper), keeps the cookies the gateway sets, and sends `Accept: text/html` like a
+//! navigation.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+pub struct Hop {
+    pub status: u16,
+    pub url: String,
+    pub location: Option<String>,
+    pub set_cookies: Vec<String>,
+    pub body: String,
+}
+
+pub struct Browser {
+    client: reqwest::Client,
+    pub jar: BTreeMap<String, String>,
+}
+
+impl Browser {
+    /// A browser for which `host` resolves to the gateway.
+    pub fn new(host: &str, gateway: SocketAddr) -> Browser {
+        Browser {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .resolve(host, gateway)
+                .build()
+                .unwrap(),
+            jar: BTreeMap::new(),
+        }
+    }
+
+    /// One request; cookies are sent to and kept from the gateway's hosts only (the test
+    /// provider on 127.0.0.1 sets none).
+    pub async fn request(&mut self, method: &str, url: &str, headers: &[(&str, &str)]) -> Hop {
+        let mut req = self
+            .client
+            .request(method.parse().unwrap(), url)
+            .header("accept", "text/html,application/xhtml+xml");
+        if !url.starts_with("http://127.0.0.1") && !self.jar.is_empty() {
+            let cookie: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            req = req.header("cookie", cookie.join("; "));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string());
+        let set_cookies: Vec<String> = resp
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        for set in &set_cookies {
+            let first = set.split(';').next().unwrap();
+            let (name, value) = first.split_once('=').unwrap();
+            if set.contains("Max-Age=0") {
+                self.jar.remove(name);
+            } else {
+                self.jar.insert(name.to_string(), value.to_string());
+            }
+        }
+        let body = resp.text().await.unwrap_or_default();
+        Hop {
+            status,
+            url: url.to_string(),
+            location,
+            set_cookies,
+            body,
+        }
+    }
+
+    pub async fn get(&mut self, url: &str) -> Hop {
+        self.request("GET", url, &[]).await
+    }
+
+    /// Follows redirects from `url` until a non-redirect answer; returns every hop.
+    pub async fn follow(&mut self, url: &str) -> Vec<Hop> {
+        let mut hops = Vec::new();
+        let mut next = url.to_string();
+        for _ in 0..10 {
+            let hop = self.get(&next).await;
+            let location = hop.location.clone();
+            let base = url::Url::parse(&hop.url).unwrap();
+            hops.push(hop);
+            match location {
+                Some(loc) => next = base.join(&loc).unwrap().to_string(),
+                None => return hops,
+            }
+        }
+        panic!("redirect loop from {url}");
+    }
+}
