@@ -15,7 +15,11 @@ pub struct Hop {
 
 pub struct Browser {
     client: reqwest::Client,
+    /// Cookies of the gateway's hosts.
     pub jar: BTreeMap<String, String>,
+    /// Cookies of every other host (the identity provider's), by host.
+    others: BTreeMap<String, BTreeMap<String, String>>,
+    gateway_host: String,
 }
 
 impl Browser {
@@ -28,19 +32,62 @@ impl Browser {
                 .build()
                 .unwrap(),
             jar: BTreeMap::new(),
+            others: BTreeMap::new(),
+            gateway_host: host.to_string(),
         }
+    }
+
+    fn jar_for(&mut self, url: &str) -> &mut BTreeMap<String, String> {
+        let host = url::Url::parse(url)
+            .unwrap()
+            .host_str()
+            .unwrap_or("")
+            .to_string();
+        if host == self.gateway_host {
+            &mut self.jar
+        } else {
+            self.others.entry(host).or_default()
+        }
+    }
+
+    /// Submits a form (`application/x-www-form-urlencoded`).
+    pub async fn post_form(&mut self, url: &str, fields: &[(&str, &str)]) -> Hop {
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        self.send(
+            "POST",
+            url,
+            &[("content-type", "application/x-www-form-urlencoded")],
+            Some(body),
+        )
+        .await
     }
 
     /// One request; cookies are sent to and kept from the gateway's hosts only (the test
     /// provider on 127.0.0.1 sets none).
     pub async fn request(&mut self, method: &str, url: &str, headers: &[(&str, &str)]) -> Hop {
+        self.send(method, url, headers, None).await
+    }
+
+    async fn send(
+        &mut self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Hop {
         let mut req = self
             .client
             .request(method.parse().unwrap(), url)
             .header("accept", "text/html,application/xhtml+xml");
-        if !url.starts_with("http://127.0.0.1") && !self.jar.is_empty() {
-            let cookie: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let jar = self.jar_for(url);
+        if !jar.is_empty() {
+            let cookie: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
             req = req.header("cookie", cookie.join("; "));
+        }
+        if let Some(body) = body {
+            req = req.body(body);
         }
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -57,13 +104,15 @@ impl Browser {
             .iter()
             .map(|v| v.to_str().unwrap().to_string())
             .collect();
+        let jar = self.jar_for(url);
         for set in &set_cookies {
             let first = set.split(';').next().unwrap();
             let (name, value) = first.split_once('=').unwrap();
-            if set.contains("Max-Age=0") {
-                self.jar.remove(name);
+            let expired = set.contains("Max-Age=0") || set.contains("expires=Thu, 01 Jan 1970");
+            if expired {
+                jar.remove(name);
             } else {
-                self.jar.insert(name.to_string(), value.to_string());
+                jar.insert(name.to_string(), value.to_string());
             }
         }
         let body = resp.text().await.unwrap_or_default();

@@ -146,7 +146,11 @@ impl Gateway {
     /// Starts `authgate run` with `apps_yaml` (and any other top-level keys) appended to a
     /// header that sets the listener and admin ports. Waits until `/readyz` says ready.
     pub async fn start(yaml: &str) -> Gateway {
-        let port = free_port();
+        Gateway::start_at(free_port(), yaml).await
+    }
+
+    /// Like [`Gateway::start`], on a port chosen by the caller.
+    pub async fn start_at(port: u16, yaml: &str) -> Gateway {
         let admin_port = free_port();
         let config = format!(
             "listen: [{{address: '127.0.0.1:{port}'}}]\n\

@@ -2,6 +2,7 @@
 //! origin, driven over real sockets.
 
 mod browser;
+mod certified;
 mod cli;
 mod common;
 mod hygiene;
