@@ -39,14 +39,17 @@ async fn start_provider(redirect_uri: &str, post_logout_uri: &str) -> NodeProvid
         .stderr(Stdio::inherit())
         .spawn()
         .expect("node is installed (scripts/install-deps installs it)");
-    let issuer = format!("http://127.0.0.1:{port}");
-    let discovery = format!("{issuer}/.well-known/openid-configuration");
+    let provider = NodeProvider {
+        child,
+        issuer: format!("http://127.0.0.1:{port}"),
+    };
+    let discovery = format!("{}/.well-known/openid-configuration", provider.issuer);
     for _ in 0..200 {
         if reqwest::get(&discovery)
             .await
             .is_ok_and(|r| r.status().is_success())
         {
-            return NodeProvider { child, issuer };
+            return provider;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
