@@ -45,6 +45,9 @@ enum Command {
         /// Address of the built-in echo origin.
         #[arg(long, default_value = "127.0.0.1:8081")]
         origin: SocketAddr,
+        /// Address of the built-in development identity provider.
+        #[arg(long, default_value = "127.0.0.1:8082")]
+        idp: SocketAddr,
     },
 }
 
@@ -84,12 +87,15 @@ fn main() -> ExitCode {
             listen,
             admin,
             origin,
+            idp,
         } => {
-            let gw = match demo::config(DemoAddresses {
+            let addrs = DemoAddresses {
                 listen,
                 admin,
                 origin,
-            }) {
+                idp,
+            };
+            let gw = match demo::config(addrs) {
                 Ok(gw) => gw,
                 Err(problems) => {
                     report(&problems);
@@ -97,13 +103,16 @@ fn main() -> ExitCode {
                 }
             };
             authgate::logging::init(&gw.log);
-            if let Err(e) = demo::spawn_origin(origin) {
-                eprintln!("cannot start the demo origin on {origin}: {e}");
+            if let Err(e) = demo::spawn_helpers(addrs) {
+                eprintln!(
+                    "cannot start the demo origin ({origin}) or identity provider ({idp}): {e}"
+                );
                 return ExitCode::FAILURE;
             }
             eprintln!(
-                "authgate demo: open http://localhost:{}/ (echo origin on {origin}, admin on http://{admin}/metrics)",
-                listen.port()
+                "authgate demo: open http://localhost:{port}/ then http://localhost:{port}/account to sign in \
+                 (echo origin {origin}, development identity provider http://{idp}, metrics http://{admin}/metrics)",
+                port = listen.port()
             );
             serve(gw, None)
         }

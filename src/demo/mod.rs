@@ -1,6 +1,8 @@
-//! `authgate demo`: the gateway and a built-in echo origin, on loopback only, with a config
-//! that shows public, protected and denied routes.
+//! `authgate demo`: the gateway, a built-in echo origin and a development identity provider,
+//! on loopback only, with a config that shows public, signed-in, token-protected and denied
+//! routes.
 
+pub mod idp;
 pub mod origin;
 
 use std::net::SocketAddr;
@@ -19,6 +21,8 @@ pub struct DemoAddresses {
     pub admin: SocketAddr,
     /// The echo origin.
     pub origin: SocketAddr,
+    /// The development identity provider.
+    pub idp: SocketAddr,
 }
 
 /// The compiled demo configuration for these addresses. Refuses any non-loopback address:
@@ -29,6 +33,7 @@ pub fn config(addrs: DemoAddresses) -> Result<Gateway, Problems> {
         ("--listen", addrs.listen),
         ("--admin", addrs.admin),
         ("--origin", addrs.origin),
+        ("--idp", addrs.idp),
     ] {
         if !addr.ip().is_loopback() {
             problems.add(
@@ -43,31 +48,46 @@ pub fn config(addrs: DemoAddresses) -> Result<Gateway, Problems> {
     for app in &mut file.apps {
         app.origin.url = format!("http://{}/", addrs.origin);
     }
+    let issuer = format!("http://{}", addrs.idp);
+    for provider in &mut file.oidc_providers {
+        provider.issuer = issuer.clone();
+    }
+    for jwt in &mut file.jwt_issuers {
+        jwt.issuer = issuer.clone();
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
     compile::compile(file)
 }
 
-/// Starts the echo origin on its own thread and runtime (pingora owns the main thread).
-pub fn spawn_origin(address: SocketAddr) -> std::io::Result<()> {
-    let listener = std::net::TcpListener::bind(address)?;
-    listener.set_nonblocking(true)?;
+/// Starts the echo origin and the development identity provider on their own thread and
+/// runtime (pingora owns the main thread). Both addresses are bound before this returns.
+pub fn spawn_helpers(addrs: DemoAddresses) -> std::io::Result<()> {
+    let bind = |address| -> std::io::Result<std::net::TcpListener> {
+        let listener = std::net::TcpListener::bind(address)?;
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    };
+    let origin_listener = bind(addrs.origin)?;
+    let idp_listener = bind(addrs.idp)?;
+    let dev_idp = std::sync::Arc::new(idp::DevIdp::new(addrs.idp));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     std::thread::Builder::new()
-        .name("demo-origin".into())
+        .name("demo-helpers".into())
         .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            match runtime {
-                Ok(runtime) => runtime.block_on(async move {
-                    match tokio::net::TcpListener::from_std(listener) {
-                        Ok(listener) => origin::serve(listener).await,
-                        Err(e) => tracing::error!("demo origin: {e}"),
-                    }
-                }),
-                Err(e) => tracing::error!("demo origin runtime: {e}"),
-            }
+            runtime.block_on(async move {
+                let (Ok(origin_listener), Ok(idp_listener)) = (
+                    tokio::net::TcpListener::from_std(origin_listener),
+                    tokio::net::TcpListener::from_std(idp_listener),
+                ) else {
+                    tracing::error!("demo helpers could not take their listeners");
+                    return;
+                };
+                tokio::join!(origin::serve(origin_listener), dev_idp.serve(idp_listener));
+            })
         })?;
     Ok(())
 }
@@ -81,13 +101,19 @@ mod tests {
             listen: format!("{ip}:8080").parse().unwrap(),
             admin: "127.0.0.1:9090".parse().unwrap(),
             origin: "127.0.0.1:8081".parse().unwrap(),
+            idp: "127.0.0.1:8082".parse().unwrap(),
         }
     }
 
     #[test]
     fn the_embedded_config_compiles() {
         let gw = config(addrs("127.0.0.1")).unwrap();
-        assert!(gw.hosts.lookup("localhost").is_some());
+        let app = gw.hosts.lookup("localhost").unwrap();
+        assert_eq!(
+            app.provider.as_ref().unwrap().issuer,
+            "http://127.0.0.1:8082"
+        );
+        assert_eq!(app.jwt_issuers.len(), 1);
     }
 
     #[test]

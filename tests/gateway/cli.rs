@@ -3,6 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::browser::Browser;
 use crate::common::{free_port, get};
 
 fn authgate() -> Command {
@@ -120,8 +121,8 @@ fn version_is_printed() {
 }
 
 #[tokio::test]
-async fn demo_answers_on_loopback() {
-    let (listen, admin, origin) = (free_port(), free_port(), free_port());
+async fn demo_answers_on_loopback_and_signs_in_with_its_own_provider() {
+    let (listen, admin, origin, idp) = (free_port(), free_port(), free_port(), free_port());
     let mut child = authgate()
         .args([
             "demo",
@@ -131,6 +132,8 @@ async fn demo_answers_on_loopback() {
             &format!("127.0.0.1:{admin}"),
             "--origin",
             &format!("127.0.0.1:{origin}"),
+            "--idp",
+            &format!("127.0.0.1:{idp}"),
         ])
         .stderr(Stdio::null())
         .spawn()
@@ -150,6 +153,33 @@ async fn demo_answers_on_loopback() {
     assert!(home.body.contains("/?hello=1"));
     assert_eq!(get(gw, "/admin", "localhost").await.unwrap().status, 403);
     assert_eq!(get(gw, "/account", "localhost").await.unwrap().status, 401);
+
+    // Sign in as alice through the development provider, as a browser would.
+    let base = format!("http://localhost:{listen}");
+    let mut b = Browser::new("localhost", gw);
+    let to_idp = b.get(&format!("{base}/account")).await;
+    assert_eq!(to_idp.status, 302);
+    let authorize = to_idp.location.unwrap();
+    assert!(authorize.starts_with(&format!("http://127.0.0.1:{idp}/authorize?")));
+    let page = b.get(&authorize).await;
+    assert!(page.body.contains("Sign in as Alice"), "{}", page.body);
+    let approve = authorize.replace("/authorize?", "/approve?user=alice&");
+    let hops = b.follow(&approve).await;
+    let landed = hops.last().unwrap();
+    assert_eq!(landed.status, 200, "{}", landed.body);
+    assert!(
+        landed
+            .body
+            .contains("\"x-auth-request-user\",\n      \"alice\""),
+        "{}",
+        landed.body
+    );
+    assert_eq!(
+        b.get(&format!("{base}/admins/panel")).await.status,
+        200,
+        "alice is in admins"
+    );
+
     let _ = child.kill();
     let _ = child.wait();
 
