@@ -189,8 +189,10 @@ impl SignIn {
         SignIn {
             store,
             ephemeral_keys: Arc::new(CookieKeys::ephemeral()),
+            // Bounded: a flood of sign-ins cannot grow it without limit. An evicted state is
+            // still single-use in effect, because the provider accepts each code once.
             used_states: moka::sync::Cache::builder()
-                .max_capacity(1_000_000)
+                .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(3600))
                 .build(),
             refresh_locks: moka::sync::Cache::builder()
