@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::jwt::Claims;
+use crate::jwt::ClaimSet;
 use crate::route::rules::Requirements;
 
 /// Which requirement failed.
@@ -20,7 +20,7 @@ pub enum Unmet {
 }
 
 /// Checks every requirement; all must hold.
-pub fn check(require: &Requirements, claims: &Claims) -> Result<(), Unmet> {
+pub fn check(require: &Requirements, claims: &(impl ClaimSet + ?Sized)) -> Result<(), Unmet> {
     if !require.scopes.is_empty() {
         let granted = scopes(claims);
         if !require.scopes.iter().all(|s| granted.contains(&s.as_str())) {
@@ -30,13 +30,13 @@ pub fn check(require: &Requirements, claims: &Claims) -> Result<(), Unmet> {
     if !require.groups.is_empty() {
         let member = ["groups", "roles"]
             .iter()
-            .any(|claim| values(claims.get(*claim)).any(|g| require.groups.contains(&g)));
+            .any(|claim| values(claims.claim(claim)).any(|g| require.groups.contains(&g)));
         if !member {
             return Err(Unmet::Group);
         }
     }
     for (claim, allowed) in &require.claims {
-        let ok = values(claims.get(claim)).any(|v| allowed.contains(&v));
+        let ok = values(claims.claim(claim)).any(|v| allowed.contains(&v));
         if !ok {
             return Err(Unmet::Claim);
         }
@@ -44,13 +44,13 @@ pub fn check(require: &Requirements, claims: &Claims) -> Result<(), Unmet> {
     Ok(())
 }
 
-fn scopes(claims: &Claims) -> Vec<&str> {
+fn scopes(claims: &(impl ClaimSet + ?Sized)) -> Vec<&str> {
     let mut out: Vec<&str> = claims
-        .get("scope")
+        .claim("scope")
         .and_then(Value::as_str)
         .map(|s| s.split_ascii_whitespace().collect())
         .unwrap_or_default();
-    if let Some(Value::Array(scp)) = claims.get("scp") {
+    if let Some(Value::Array(scp)) = claims.claim("scp") {
         out.extend(scp.iter().filter_map(Value::as_str));
     }
     out
@@ -74,6 +74,7 @@ fn values(claim: Option<&Value>) -> impl Iterator<Item = String> + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jwt::Claims;
 
     fn claims(v: serde_json::Value) -> Claims {
         v.as_object().unwrap().clone()

@@ -17,10 +17,10 @@ pub fn session(now: SystemTime) -> Session {
     Session {
         app: Arc::from("app"),
         provider: Arc::from("idp"),
-        claims: Arc::new(claims.as_object().unwrap().clone()),
+        claims: claims.as_object().unwrap().clone().into(),
         // A typical RS256 ID token is 800-1000 characters.
-        id_token: "e".repeat(900),
-        refresh_token: Some("r".repeat(43)),
+        id_token: "e".repeat(900).into(),
+        refresh_token: Some("r".repeat(43).into()),
         tokens_expire_at: now + Duration::from_secs(3600),
         expires_at: now + Duration::from_secs(14 * 86400),
     }

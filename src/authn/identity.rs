@@ -3,7 +3,7 @@
 use http::{HeaderName, HeaderValue};
 use serde_json::Value;
 
-use crate::jwt::Claims;
+use crate::jwt::ClaimSet;
 
 /// Header ← claim mappings, compiled.
 #[derive(Debug, Clone, Default)]
@@ -28,10 +28,13 @@ impl IdentityHeaders {
 
     /// The headers for these claims. A claim that is absent (or an object) gives no header;
     /// one that is too long or holds CR, LF, NUL or another control byte refuses the identity.
-    pub fn render(&self, claims: &Claims) -> Result<Vec<(HeaderName, HeaderValue)>, UnsafeClaim> {
+    pub fn render(
+        &self,
+        claims: &(impl ClaimSet + ?Sized),
+    ) -> Result<Vec<(HeaderName, HeaderValue)>, UnsafeClaim> {
         let mut out = Vec::with_capacity(self.mappings.len());
         for (header, claim) in &self.mappings {
-            let Some(text) = claims.get(claim).and_then(as_text) else {
+            let Some(text) = claims.claim(claim).and_then(as_text) else {
                 continue;
             };
             if text.len() > self.max_value_bytes {
@@ -69,6 +72,7 @@ fn as_text(value: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jwt::Claims;
 
     fn headers() -> IdentityHeaders {
         IdentityHeaders::new(

@@ -249,14 +249,14 @@ impl SignIn {
             return Lookup::Valid(session);
         };
         match provider
-            .refresh(refresh_token, &session.claims, &session.id_token)
+            .refresh(refresh_token, &session.claims.to_map(), &session.id_token)
             .await
         {
             Ok(signed) => {
                 let renewed = Arc::new(Session {
-                    claims: Arc::new(signed.claims),
-                    id_token: signed.id_token,
-                    refresh_token: signed.refresh_token,
+                    claims: signed.claims.into(),
+                    id_token: signed.id_token.into_boxed_str(),
+                    refresh_token: signed.refresh_token.map(String::into_boxed_str),
                     tokens_expire_at: SystemTime::now() + signed.expires_in,
                     ..(*session).clone()
                 });
@@ -375,7 +375,7 @@ impl SignIn {
     async fn me(&self, gw: &Gateway, f: &RequestFacts<'_>) -> Answer {
         match self.session(gw, f).await {
             Lookup::Valid(s) => {
-                Answer::json(200, "me", serde_json::Value::Object((*s.claims).clone()))
+                Answer::json(200, "me", serde_json::Value::Object(s.claims.to_map()))
             }
             Lookup::Missing => Answer::json(
                 401,
@@ -509,9 +509,9 @@ impl SignIn {
         let session = Session {
             app: app.id.clone(),
             provider: provider.id.clone(),
-            claims: Arc::new(signed.claims),
-            id_token: signed.id_token,
-            refresh_token: signed.refresh_token,
+            claims: signed.claims.into(),
+            id_token: signed.id_token.into_boxed_str(),
+            refresh_token: signed.refresh_token.map(String::into_boxed_str),
             tokens_expire_at: now + signed.expires_in,
             expires_at: now + app.session_duration,
         };

@@ -98,8 +98,8 @@ mod tests {
         Arc::new(Session {
             app: Arc::from("a"),
             provider: Arc::from("p"),
-            claims: Arc::new(serde_json::Map::new()),
-            id_token: String::new(),
+            claims: serde_json::Map::new().into(),
+            id_token: "".into(),
             refresh_token: None,
             tokens_expire_at: SystemTime::now() + lasts,
             expires_at: SystemTime::now() + lasts,
