@@ -1,13 +1,12 @@
 //! Compiling `jwt_issuers` and the identity header mappings.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use http::HeaderName;
 use jsonwebtoken::Algorithm;
 
 use super::model::{IdentityHeadersFile, JwtIssuerFile};
-use super::problems::Problems;
+use super::problems::{compile_list, Problems};
 use crate::authn::identity::IdentityHeaders;
 use crate::jwt::jwks::{provider_client, FetchPolicy, IssuerKeys, KeySource};
 use crate::jwt::keys::KeySet;
@@ -57,21 +56,13 @@ pub fn parse_algorithms(names: &[String], at: &str, problems: &mut Problems) -> 
 
 /// Compiles every issuer, reporting problems under `jwt_issuers[N]`.
 pub fn issuers(files: Vec<JwtIssuerFile>, problems: &mut Problems) -> Vec<Arc<Issuer>> {
-    let mut ids = HashSet::new();
-    let mut out = Vec::new();
-    for (i, file) in files.into_iter().enumerate() {
-        let at = format!("jwt_issuers[{i}]");
-        if !ids.insert(file.id.clone()) {
-            problems.add(
-                &format!("{at}.id"),
-                format!("`{}` is used by another issuer", file.id),
-            );
-        }
-        if let Some(issuer) = issuer(file, &at, problems) {
-            out.push(Arc::new(issuer));
-        }
-    }
-    out
+    compile_list(
+        files,
+        "jwt_issuers",
+        |f| f.id.clone(),
+        |f, at, p| issuer(f, at, p).map(Arc::new),
+        problems,
+    )
 }
 
 fn issuer(file: JwtIssuerFile, at: &str, problems: &mut Problems) -> Option<Issuer> {

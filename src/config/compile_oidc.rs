@@ -1,12 +1,11 @@
 //! Compiling `oidc_providers` and `sessions`.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::compile_jwt::parse_algorithms;
 use super::model::{ClientAuthFile, OidcProviderFile, SessionsFile};
-use super::problems::Problems;
+use super::problems::{compile_list, Problems};
 use crate::jwt::jwks::{provider_client, FetchPolicy, IssuerKeys, KeySource};
 use crate::jwt::keys::KeySet;
 use crate::jwt::Issuer;
@@ -73,21 +72,13 @@ pub fn sessions(file: &SessionsFile, problems: &mut Problems) -> SessionSettings
 
 /// Compiles every provider, reporting problems under `oidc_providers[N]`.
 pub fn providers(files: Vec<OidcProviderFile>, problems: &mut Problems) -> Vec<Arc<Provider>> {
-    let mut ids = HashSet::new();
-    let mut out = Vec::new();
-    for (i, file) in files.into_iter().enumerate() {
-        let at = format!("oidc_providers[{i}]");
-        if !ids.insert(file.id.clone()) {
-            problems.add(
-                &format!("{at}.id"),
-                format!("`{}` is used by another provider", file.id),
-            );
-        }
-        if let Some(p) = provider(file, &at, problems) {
-            out.push(Arc::new(p));
-        }
-    }
-    out
+    compile_list(
+        files,
+        "oidc_providers",
+        |f| f.id.clone(),
+        |f, at, p| provider(f, at, p).map(Arc::new),
+        problems,
+    )
 }
 
 fn provider(file: OidcProviderFile, at: &str, problems: &mut Problems) -> Option<Provider> {
@@ -181,4 +172,63 @@ fn provider(file: OidcProviderFile, at: &str, problems: &mut Problems) -> Option
 fn algorithm_is_hmac(alg: jsonwebtoken::Algorithm) -> bool {
     use jsonwebtoken::Algorithm::*;
     matches!(alg, HS256 | HS384 | HS512)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::from_yaml;
+
+    #[test]
+    fn defaults_and_the_single_provider_rule() {
+        let gw = from_yaml(
+            "
+oidc_providers:
+  - {id: idp, issuer: 'https://id.example.com', client_id: app}
+apps:
+  - {id: a, host: a.test, origin: {url: 'http://127.0.0.1:9'}}
+",
+        )
+        .unwrap();
+        assert_eq!(gw.sessions.idle_timeout.as_secs(), 7200);
+        assert_eq!(gw.sessions.max_sessions, 100_000);
+        assert_eq!(gw.sessions.login_timeout.as_secs(), 600);
+        assert_eq!(gw.sessions.max_pending_logins, 3);
+        assert!(
+            gw.sessions.cookie_keys.is_none(),
+            "a process key unless configured"
+        );
+        let app = gw.hosts.lookup("a.test").unwrap();
+        assert_eq!(app.auth_prefix, "/_auth");
+        assert_eq!(&*app.provider.as_ref().unwrap().id, "idp");
+    }
+
+    #[test]
+    fn unsafe_sign_in_settings_are_refused() {
+        let err = from_yaml(
+            "
+sessions: {cookie_keys: [short], max_pending_logins: 0}
+oidc_providers:
+  - {id: idp, issuer: 'not a url', client_id: '', post_logout_redirect: '//evil.test', extra_authorize_params: {redirect_uri: 'https://evil.test'}, algorithms: [HS256]}
+  - {id: idp, issuer: 'https://b.test', client_id: b}
+apps:
+  - {id: a, host: a.test, origin: {url: 'http://127.0.0.1:9'}, oidc_provider: nobody, auth_prefix: /}
+",
+        )
+        .unwrap_err()
+        .to_string();
+        for field in [
+            "sessions.cookie_keys[0]",
+            "sessions.max_pending_logins",
+            "oidc_providers[0].issuer",
+            "oidc_providers[0].client_id",
+            "oidc_providers[0].post_logout_redirect",
+            "oidc_providers[0].extra_authorize_params.redirect_uri",
+            "oidc_providers[0].algorithms",
+            "oidc_providers[1].id",
+            "apps[0].oidc_provider",
+            "apps[0].auth_prefix",
+        ] {
+            assert!(err.contains(field), "{field} missing from:\n{err}");
+        }
+    }
 }

@@ -40,6 +40,34 @@ impl Problems {
     }
 }
 
+/// Compiles each entry of a list section whose entries have unique ids (`jwt_issuers`,
+/// `oidc_providers`), reporting problems under `{section}[N]` and repeated ids under
+/// `{section}[N].id`.
+pub fn compile_list<F, T>(
+    files: Vec<F>,
+    section: &str,
+    id: impl Fn(&F) -> String,
+    mut compile: impl FnMut(F, &str, &mut Problems) -> Option<T>,
+    problems: &mut Problems,
+) -> Vec<T> {
+    let mut ids = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for (i, file) in files.into_iter().enumerate() {
+        let at = format!("{section}[{i}]");
+        let this = id(&file);
+        if !ids.insert(this.clone()) {
+            problems.add(
+                &format!("{at}.id"),
+                format!("`{this}` is used by another entry"),
+            );
+        }
+        if let Some(compiled) = compile(file, &at, problems) {
+            out.push(compiled);
+        }
+    }
+    out
+}
+
 impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for problem in &self.0 {
