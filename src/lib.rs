@@ -23,3 +23,4 @@ pub mod respond;
 pub mod route;
 pub mod server;
 pub mod session;
+pub mod tls;

@@ -21,6 +21,9 @@ pub enum Reject {
     /// The request path cannot be normalised safely.
     #[error("{0}")]
     BadPath(PathError),
+    /// The TLS connection was opened for a name (SNI) of another app than the `Host` asks for.
+    #[error("this connection is for another host")]
+    Misdirected,
     /// The request's framing is ambiguous (a request-smuggling shape).
     #[error("{0}")]
     BadFraming(&'static str),
@@ -64,6 +67,7 @@ impl Reject {
             | Reject::BadFraming(_)
             | Reject::BadRequest(_) => 400,
             Reject::HeadersTooLarge => 431,
+            Reject::Misdirected => 421,
             Reject::BodyTooLarge => 413,
             Reject::Unauthenticated
             | Reject::MalformedCredentials
@@ -80,6 +84,7 @@ impl Reject {
             Reject::BadHost => "bad_host",
             Reject::BadPath(_) => "bad_path",
             Reject::BadFraming(_) => "bad_framing",
+            Reject::Misdirected => "misdirected",
             Reject::HeadersTooLarge => "headers_too_large",
             Reject::BodyTooLarge => "body_too_large",
             Reject::BadRequest(_) => "bad_request",

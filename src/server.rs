@@ -14,15 +14,20 @@ use pingora::services::background::{background_service, BackgroundService};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::admin::{AdminService, Readiness};
-use crate::config::Gateway;
+use crate::config::{Gateway, ListenerRole};
 use crate::metrics::Metrics;
 use crate::oidc::flow::SignIn;
 use crate::proxy::AuthGate;
 use crate::session::memory::MemoryStore;
+use crate::tls::{CertStore, SniRecorder};
+use pingora::listeners::tls::TlsSettings;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The certificate directory could not be loaded.
+    #[error("cannot load certificates: {0}")]
+    Certificates(String),
     /// The admin listener's address could not be bound.
     #[error("cannot bind the admin listener on {address}: {source}")]
     AdminBind {
@@ -71,8 +76,19 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
         source,
     })?;
 
+    let certs = match &config.load().certs_dir {
+        Some(dir) => Some(Arc::new(
+            CertStore::load(dir).map_err(StartError::Certificates)?,
+        )),
+        None => None,
+    };
     for (i, listener) in listeners.iter().enumerate() {
-        let gate = AuthGate::new(config.clone(), metrics.clone(), sign_in.clone());
+        let gate = AuthGate::new(
+            config.clone(),
+            metrics.clone(),
+            sign_in.clone(),
+            listener.role,
+        );
         let mut service = pingora::proxy::http_proxy_service_with_name(
             &server.configuration,
             gate,
@@ -83,9 +99,22 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
             options.h2c = listener.h2c;
             proxy.server_options = Some(options);
         }
-        service.add_tcp(&listener.address.to_string());
+        let address = listener.address.to_string();
+        match listener.role {
+            ListenerRole::Tls => {
+                let certs = certs.as_ref().ok_or_else(|| {
+                    StartError::Certificates("no certificate directory is configured".into())
+                })?;
+                let mut settings = TlsSettings::with_callbacks(Box::new(SniRecorder))
+                    .map_err(|e| StartError::Certificates(e.to_string()))?;
+                settings.set_cert_resolver(certs.clone());
+                settings.enable_h2();
+                service.add_tls_with_settings(&address, None, settings);
+            }
+            _ => service.add_tcp(&address),
+        }
         server.add_service(service);
-        tracing::info!(address = %listener.address, h2c = listener.h2c, "traffic listener");
+        tracing::info!(address = %listener.address, role = ?listener.role, "traffic listener");
     }
     tracing::info!(address = %config.load().admin.listen, "admin listener");
     server.add_service(background_service("authgate admin", admin));
@@ -98,7 +127,11 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
     if let Some(path) = config_path {
         server.add_service(background_service(
             "authgate reload",
-            Reloader { config, path },
+            Reloader {
+                config,
+                path,
+                certs,
+            },
         ));
     }
     server.run(RunArgs {
@@ -161,11 +194,13 @@ async fn warm_up(gateway: Arc<Gateway>) {
     .await;
 }
 
-/// Re-reads the configuration file on SIGHUP and swaps the snapshot atomically. Listener and
-/// admin addresses are fixed for the process's life; a change to them needs a restart.
+/// Re-reads the certificate directory and the configuration file on SIGHUP and swaps each in
+/// atomically. Listener and admin addresses are fixed for the process's life; a change to them
+/// needs a restart.
 struct Reloader {
     config: Arc<ArcSwap<Gateway>>,
     path: PathBuf,
+    certs: Option<Arc<CertStore>>,
 }
 
 #[async_trait]
@@ -179,6 +214,14 @@ impl BackgroundService for Reloader {
             tokio::select! {
                 _ = hup.recv() => {}
                 _ = shutdown.changed() => return,
+            }
+            if let Some(certs) = &self.certs {
+                match certs.reload() {
+                    Ok(count) => tracing::info!(certificates = count, "certificates reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "certificate reload refused; keeping the running ones")
+                    }
+                }
             }
             match crate::config::load(&self.path) {
                 Ok(next) => {

@@ -8,7 +8,7 @@ use http::HeaderValue;
 
 use super::model::{AppFile, FileConfig, HostHeaderFile, OriginFile};
 use super::problems::Problems;
-use super::{AdminSettings, App, Gateway, Limits, Listener, Origin, ServerSettings};
+use super::{AdminSettings, App, Gateway, Limits, Listener, ListenerRole, Origin, ServerSettings};
 use crate::proxy::headers::ManagedHeaders;
 use crate::route::host::{canonical_host, HostTable};
 use crate::route::rules::RouteTable;
@@ -26,14 +26,40 @@ pub fn compile(file: FileConfig) -> Result<Gateway, Problems> {
         .enumerate()
         .filter_map(|(i, l)| {
             let address = socket_addr(&l.address, &format!("listen[{i}].address"), &mut problems)?;
+            let role = match (l.tls, l.redirect_to_https) {
+                (false, None) => ListenerRole::Plain,
+                (true, None) => ListenerRole::Tls,
+                (false, Some(port)) => ListenerRole::RedirectToHttps(port),
+                (true, Some(_)) => {
+                    problems.add(
+                        &format!("listen[{i}].redirect_to_https"),
+                        "a TLS listener serves HTTPS itself; redirect from a plain listener",
+                    );
+                    ListenerRole::Tls
+                }
+            };
             Some(Listener {
                 address,
                 h2c: l.h2c,
+                role,
             })
         })
         .collect();
 
     let admin_listen = socket_addr(&file.admin.listen, "admin.listen", &mut problems);
+
+    let certs_dir = file.listen.iter().any(|l| l.tls).then(|| {
+        let dir = std::path::PathBuf::from(&file.tls.certs_dir);
+        match crate::tls::CertStore::load(&dir) {
+            Ok(store) if store.names().is_empty() => problems.add(
+                "tls.certs_dir",
+                format!("{} holds no <host>.crt + <host>.key pair", dir.display()),
+            ),
+            Ok(_) => {}
+            Err(e) => problems.add("tls.certs_dir", e),
+        }
+        dir
+    });
 
     if file.server.threads == Some(0) {
         problems.add("server.threads", "must be at least 1");
@@ -129,6 +155,7 @@ pub fn compile(file: FileConfig) -> Result<Gateway, Problems> {
         identity_headers,
         providers,
         sessions,
+        certs_dir,
     })
 }
 

@@ -53,6 +53,8 @@ pub struct Gateway {
     pub providers: Vec<Arc<crate::oidc::Provider>>,
     /// Session settings.
     pub sessions: compile_oidc::SessionSettings,
+    /// The certificate directory, when a listener terminates TLS.
+    pub certs_dir: Option<std::path::PathBuf>,
 }
 
 /// A traffic listener.
@@ -62,6 +64,19 @@ pub struct Listener {
     pub address: SocketAddr,
     /// Accept cleartext HTTP/2.
     pub h2c: bool,
+    /// What the listener does.
+    pub role: ListenerRole,
+}
+
+/// What a listener does with its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerRole {
+    /// Plain HTTP, served.
+    Plain,
+    /// TLS terminated here, served.
+    Tls,
+    /// Plain HTTP, every request redirected to `https://` on this port.
+    RedirectToHttps(u16),
 }
 
 /// Process settings.

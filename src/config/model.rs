@@ -17,6 +17,9 @@ pub struct FileConfig {
     /// Where the gateway accepts traffic. Default: one plain listener on `127.0.0.1:8080`.
     #[serde(default = "default_listeners")]
     pub listen: Vec<ListenerFile>,
+    /// TLS termination (certificates by SNI).
+    #[serde(default)]
+    pub tls: TlsFile,
     /// Process settings (worker threads, shutdown).
     #[serde(default)]
     pub server: ServerFile,
@@ -240,6 +243,8 @@ fn default_listeners() -> Vec<ListenerFile> {
     vec![ListenerFile {
         address: "127.0.0.1:8080".into(),
         h2c: true,
+        tls: false,
+        redirect_to_https: None,
     }]
 }
 
@@ -252,6 +257,30 @@ pub struct ListenerFile {
     /// Accept cleartext HTTP/2 (prior knowledge) beside HTTP/1.1. Default: true.
     #[serde(default = "yes")]
     pub h2c: bool,
+    /// Terminate TLS here (TLS 1.2+, HTTP/2 by ALPN), with the certificate for the SNI name
+    /// from `tls.certs_dir`. Default: false.
+    #[serde(default)]
+    pub tls: bool,
+    /// Answer every request on this plain listener with a 308 to `https://` on this port
+    /// (443 is left out of the URL). Default: none (serve normally).
+    pub redirect_to_https: Option<u16>,
+}
+
+/// TLS termination settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsFile {
+    /// Directory of `<host>.crt` + `<host>.key` PEM pairs (`_wildcard.<domain>.crt` for
+    /// `*.<domain>`); re-read on SIGHUP. Default: `certs`.
+    pub certs_dir: String,
+}
+
+impl Default for TlsFile {
+    fn default() -> Self {
+        Self {
+            certs_dir: "certs".into(),
+        }
+    }
 }
 
 /// Process-wide settings.

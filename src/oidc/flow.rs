@@ -62,6 +62,19 @@ impl Answer {
         }
     }
 
+    /// A 308 to `location` (same method and body on the new address).
+    pub fn permanent_redirect(location: &str) -> Answer {
+        match HeaderValue::from_str(location) {
+            Ok(v) => Answer::new(308, "redirect_https").header(http::header::LOCATION, v),
+            Err(_) => page(
+                400,
+                "bad_redirect",
+                "Bad request",
+                "The address cannot be redirected.",
+            ),
+        }
+    }
+
     fn json(status: u16, decision: &'static str, body: serde_json::Value) -> Answer {
         let mut a = Answer::new(status, decision).header(
             http::header::CONTENT_TYPE,

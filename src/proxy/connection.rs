@@ -5,7 +5,10 @@ use std::net::IpAddr;
 
 use pingora::proxy::Session;
 
-use crate::config::Gateway;
+use std::sync::Arc;
+
+use crate::config::{App, Gateway};
+use crate::tls::Sni;
 
 /// The downstream connection of a request.
 pub struct Connection {
@@ -42,4 +45,18 @@ impl Connection {
             tls: direct_tls || forwarded_tls,
         }
     }
+}
+
+/// On a TLS connection, the SNI name must belong to the same app as the request's host (else
+/// a certificate for one app could carry requests for another). Plain connections pass.
+pub fn sni_matches(session: &Session, gw: &Gateway, app: &Arc<App>) -> bool {
+    let Some(ssl) = session.digest().and_then(|d| d.ssl_digest.as_ref()) else {
+        return true;
+    };
+    let Some(Sni(name)) = ssl.extension.get::<Sni>() else {
+        return false;
+    };
+    gw.hosts
+        .lookup(name)
+        .is_some_and(|sni_app| Arc::ptr_eq(sni_app, app))
 }

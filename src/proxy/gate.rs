@@ -62,3 +62,16 @@ pub async fn decide(
         }
     }
 }
+
+/// The redirect a plain listener with `redirect_to_https` answers with: 308 to the same host,
+/// path and query over HTTPS.
+pub fn to_https(admitted: &Admitted, req: &RequestHeader, port: u16) -> Answer {
+    let port = if port == 443 {
+        String::new()
+    } else {
+        format!(":{port}")
+    };
+    let query = req.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let location = format!("https://{}{port}{}{query}", admitted.host, admitted.path);
+    Answer::permanent_redirect(&location)
+}

@@ -21,7 +21,7 @@ use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 use pingora::ErrorType;
 
-use crate::config::Gateway;
+use crate::config::{Gateway, ListenerRole};
 use crate::metrics::Metrics;
 use crate::oidc::flow::SignIn;
 use crate::respond::{self, Reject};
@@ -36,6 +36,7 @@ pub struct AuthGate {
     config: Arc<ArcSwap<Gateway>>,
     metrics: Arc<Metrics>,
     sign_in: Arc<SignIn>,
+    role: ListenerRole,
 }
 
 impl AuthGate {
@@ -45,11 +46,13 @@ impl AuthGate {
         config: Arc<ArcSwap<Gateway>>,
         metrics: Arc<Metrics>,
         sign_in: Arc<SignIn>,
+        role: ListenerRole,
     ) -> AuthGate {
         AuthGate {
             config,
             metrics,
             sign_in,
+            role,
         }
     }
 
@@ -105,6 +108,17 @@ impl ProxyHttp for AuthGate {
                 return self.refuse(session, ctx, reject).await;
             }
         };
+        if let ListenerRole::RedirectToHttps(port) = self.role {
+            let answer = gate::to_https(&admitted, session.req_header(), port);
+            ctx.admitted = Some(admitted);
+            ctx.decision = answer.decision;
+            respond::send_answer(session, answer, &ctx.request_id).await?;
+            return Ok(true);
+        }
+        if !connection::sni_matches(session, &ctx.snapshot, &admitted.app) {
+            ctx.admitted = Some(admitted);
+            return self.refuse(session, ctx, Reject::Misdirected).await;
+        }
         let tls = Connection::of(session, &ctx.snapshot).tls;
         let verdict = gate::decide(
             &self.sign_in,

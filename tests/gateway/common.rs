@@ -151,9 +151,16 @@ impl Gateway {
 
     /// Like [`Gateway::start`], on a port chosen by the caller.
     pub async fn start_at(port: u16, yaml: &str) -> Gateway {
+        let listen = format!("listen: [{{address: '127.0.0.1:{port}'}}]");
+        Gateway::start_with(&listen, SocketAddr::from(([127, 0, 0, 1], port)), yaml).await
+    }
+
+    /// Starts the gateway with the caller's own `listen` block; `addr` is the listener tests
+    /// talk to by default.
+    pub async fn start_with(listen: &str, addr: SocketAddr, yaml: &str) -> Gateway {
         let admin_port = free_port();
         let config = format!(
-            "listen: [{{address: '127.0.0.1:{port}'}}]\n\
+            "{listen}\n\
              admin: {{listen: '127.0.0.1:{admin_port}'}}\n\
              server: {{threads: 1, drain_timeout: 2s}}\n{yaml}"
         );
@@ -169,7 +176,7 @@ impl Gateway {
             .spawn()
             .unwrap();
         let gw = Gateway {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            addr,
             admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
             child,
             _dir: dir,

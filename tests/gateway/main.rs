@@ -13,4 +13,5 @@ mod protocols;
 mod routing;
 mod signin;
 mod smuggling;
+mod tls;
 mod tokens;

@@ -1,0 +1,134 @@
+//! TLS termination: certificates chosen by SNI from a directory, reloadable without a restart,
+//! and the SNI of each connection recorded so requests can be checked against it.
+//!
+//! The certificate directory holds one PEM chain and key per name: `<host>.crt` + `<host>.key`,
+//! or `_wildcard.<domain>.crt` + `.key` for `*.<domain>`. A handshake without SNI, or for a name
+//! with no certificate, fails: the gateway never guesses which app a client meant.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::listeners::TlsAccept;
+use pingora::protocols::tls::TlsRef;
+use pingora::tls::sign::CertifiedKey;
+use pingora::tls::{ClientHello, ResolvesServerCert};
+
+const WILDCARD_PREFIX: &str = "_wildcard.";
+
+/// The certificates in force, by lower-case name (`*.example.com` for wildcards).
+pub struct CertStore {
+    dir: PathBuf,
+    by_name: ArcSwap<HashMap<String, Arc<CertifiedKey>>>,
+}
+
+impl std::fmt::Debug for CertStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<String> = self.by_name.load().keys().cloned().collect();
+        names.sort();
+        f.debug_struct("CertStore")
+            .field("dir", &self.dir)
+            .field("names", &names)
+            .finish()
+    }
+}
+
+impl CertStore {
+    /// Loads every certificate in `dir`; an unreadable directory or pair is an error naming it.
+    pub fn load(dir: &Path) -> Result<CertStore, String> {
+        let store = CertStore {
+            dir: dir.to_path_buf(),
+            by_name: ArcSwap::from_pointee(HashMap::new()),
+        };
+        store.reload()?;
+        Ok(store)
+    }
+
+    /// Re-reads the directory and swaps the new set in atomically; on error the running set
+    /// is kept.
+    pub fn reload(&self) -> Result<usize, String> {
+        let loaded = load_dir(&self.dir)?;
+        let count = loaded.len();
+        self.by_name.store(Arc::new(loaded));
+        Ok(count)
+    }
+
+    /// The names certificates are held for.
+    pub fn names(&self) -> Vec<String> {
+        self.by_name.load().keys().cloned().collect()
+    }
+
+    fn find(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let by_name = self.by_name.load();
+        if let Some(key) = by_name.get(&name) {
+            return Some(key.clone());
+        }
+        // A wildcard covers exactly one label.
+        let (_, parent) = name.split_once('.')?;
+        by_name.get(&format!("*.{parent}")).cloned()
+    }
+}
+
+impl ResolvesServerCert for CertStore {
+    fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.find(client_hello.server_name()?)
+    }
+}
+
+fn load_dir(dir: &Path) -> Result<HashMap<String, Arc<CertifiedKey>>, String> {
+    pingora::tls::install_default_crypto_provider();
+    let provider = pingora::tls::CryptoProvider::get_default()
+        .ok_or("no TLS crypto provider is installed")?
+        .clone();
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let mut out = HashMap::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("crt") {
+            continue;
+        }
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let name = match stem.strip_prefix(WILDCARD_PREFIX) {
+            Some(domain) => format!("*.{}", domain.to_ascii_lowercase()),
+            None => stem.to_ascii_lowercase(),
+        };
+        let key_path = path.with_extension("key");
+        let (certs, key) = pingora::tls::load_certs_and_key_files(
+            &path.to_string_lossy(),
+            &key_path.to_string_lossy(),
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .ok_or_else(|| format!("{}: no certificate or key found", path.display()))?;
+        let signing = provider
+            .key_provider
+            .load_private_key(key)
+            .map_err(|e| format!("{}: {e}", key_path.display()))?;
+        out.insert(name, Arc::new(CertifiedKey::new(certs, signing)));
+    }
+    Ok(out)
+}
+
+/// The SNI a TLS connection was opened with, attached to the connection's TLS digest.
+#[derive(Debug, Clone)]
+pub struct Sni(pub String);
+
+/// Records each connection's SNI after the handshake.
+pub struct SniRecorder;
+
+#[async_trait]
+impl TlsAccept for SniRecorder {
+    async fn handshake_complete_callback(
+        &self,
+        tls: &TlsRef,
+    ) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        tls.server_name().map(|name| {
+            Arc::new(Sni(name.to_ascii_lowercase())) as Arc<dyn std::any::Any + Send + Sync>
+        })
+    }
+}
