@@ -21,6 +21,7 @@ use arc_swap::ArcSwap;
 
 use crate::config::{Gateway, Secret};
 use crate::metrics::Metrics;
+use crate::registry::Registry;
 
 /// Whether the gateway should receive traffic: its listeners accept connections and it is not
 /// shutting down.
@@ -89,6 +90,15 @@ struct AdminState {
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     metrics_token: Option<Secret>,
+    api: Option<AdminApi>,
+}
+
+/// The admin API's registry and token.
+pub struct AdminApi {
+    /// Apps from the config file and the API.
+    pub registry: Arc<Registry>,
+    /// The bearer token the API requires.
+    pub token: Secret,
 }
 
 impl AdminService {
@@ -99,6 +109,7 @@ impl AdminService {
         metrics: Arc<Metrics>,
         readiness: Arc<Readiness>,
         metrics_token: Option<Secret>,
+        api: Option<AdminApi>,
     ) -> std::io::Result<AdminService> {
         let listener = std::net::TcpListener::bind(address)?;
         listener.set_nonblocking(true)?;
@@ -109,6 +120,7 @@ impl AdminService {
                 metrics,
                 readiness,
                 metrics_token,
+                api,
             }),
         })
     }
@@ -161,6 +173,9 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
 }
 
 async fn answer(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.uri().path().starts_with("/api/") {
+        return api(state, req).await;
+    }
     if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
@@ -201,6 +216,60 @@ async fn answer(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byt
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+async fn api(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    use http_body_util::{BodyExt, Limited};
+    let json_error = |status: StatusCode, code: &str, message: &str| {
+        let mut resp = text(
+            status,
+            serde_json::json!({"error": code, "message": message}).to_string() + "\n",
+        );
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        resp
+    };
+    let Some(api) = &state.api else {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            "api_disabled",
+            "the admin API is off (set admin.api_token)",
+        );
+    };
+    let authorization = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !crate::admin_api::authorized(authorization, &api.token) {
+        let mut resp = json_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "admin API token required",
+        );
+        resp.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer realm=\"authgate-admin\""),
+        );
+        return resp;
+    }
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let body = match Limited::new(req.into_body(), crate::admin_api::MAX_BODY)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(_) => {
+            return json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "the body is too large",
+            )
+        }
+    };
+    crate::admin_api::handle(&api.registry, &method, &path, &body).await
 }
 
 /// JWKS health per issuer, counted since the running configuration was loaded.

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod admin_api;
 pub mod authn;
 pub mod authz;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod logging;
 pub mod metrics;
 pub mod oidc;
 pub mod proxy;
+pub mod registry;
 pub mod respond;
 pub mod route;
 pub mod server;

@@ -13,11 +13,12 @@ use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, Shut
 use pingora::services::background::{background_service, BackgroundService};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::admin::{AdminService, Readiness};
+use crate::admin::{AdminApi, AdminService, Readiness};
 use crate::config::{Gateway, ListenerRole};
 use crate::metrics::Metrics;
 use crate::oidc::flow::SignIn;
 use crate::proxy::AuthGate;
+use crate::registry::Registry;
 use crate::session::memory::MemoryStore;
 use crate::tls::{CertStore, SniRecorder};
 use pingora::listeners::tls::TlsSettings;
@@ -25,6 +26,9 @@ use pingora::listeners::tls::TlsSettings;
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The stored admin API apps could not be loaded.
+    #[error("cannot load the admin API's apps: {0}")]
+    Registry(String),
     /// The certificate directory could not be loaded.
     #[error("cannot load certificates: {0}")]
     Certificates(String),
@@ -62,14 +66,31 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
     let sign_in = Arc::new(SignIn::new(store));
     let admin_listen = gateway.admin.listen;
     let metrics_token = gateway.admin.metrics_token.clone();
+    let api_token = gateway.admin.api_token.clone();
+    let data_dir = gateway.admin.data_dir.clone();
     let listeners = gateway.listeners.clone();
     let config = Arc::new(ArcSwap::from_pointee(gateway));
+    // Apps created through the admin API join the config file's (when there is a file).
+    let registry = match &config_path {
+        Some(path) => Some(Arc::new(
+            Registry::open(path, &data_dir, config.clone()).map_err(StartError::Registry)?,
+        )),
+        None => None,
+    };
+    let api = match (&registry, api_token) {
+        (Some(registry), Some(token)) => Some(AdminApi {
+            registry: registry.clone(),
+            token,
+        }),
+        _ => None,
+    };
     let admin = AdminService::bind(
         admin_listen,
         config.clone(),
         metrics.clone(),
         readiness.clone(),
         metrics_token,
+        api,
     )
     .map_err(|source| StartError::AdminBind {
         address: admin_listen,
@@ -124,14 +145,10 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
             config: config.clone(),
         },
     ));
-    if let Some(path) = config_path {
+    if let Some(registry) = registry {
         server.add_service(background_service(
             "authgate reload",
-            Reloader {
-                config,
-                path,
-                certs,
-            },
+            Reloader { registry, certs },
         ));
     }
     server.run(RunArgs {
@@ -198,8 +215,7 @@ async fn warm_up(gateway: Arc<Gateway>) {
 /// atomically. Listener and admin addresses are fixed for the process's life; a change to them
 /// needs a restart.
 struct Reloader {
-    config: Arc<ArcSwap<Gateway>>,
-    path: PathBuf,
+    registry: Arc<Registry>,
     certs: Option<Arc<CertStore>>,
 }
 
@@ -223,12 +239,10 @@ impl BackgroundService for Reloader {
                     }
                 }
             }
-            match crate::config::load(&self.path) {
+            match self.registry.reload().await {
                 Ok(next) => {
-                    let next = Arc::new(next);
-                    self.config.store(next.clone());
                     tokio::spawn(warm_up(next));
-                    tracing::info!(path = %self.path.display(), "configuration reloaded");
+                    tracing::info!("configuration reloaded");
                 }
                 Err(problems) => {
                     for p in &problems.0 {

@@ -61,6 +61,14 @@ pub fn compile(file: FileConfig) -> Result<Gateway, Problems> {
         dir
     });
 
+    if file
+        .admin
+        .api_token
+        .as_ref()
+        .is_some_and(|t| t.expose().len() < 32)
+    {
+        problems.add("admin.api_token", "must be at least 32 bytes");
+    }
     if file.server.threads == Some(0) {
         problems.add("server.threads", "must be at least 1");
     }
@@ -145,6 +153,8 @@ pub fn compile(file: FileConfig) -> Result<Gateway, Problems> {
         admin: AdminSettings {
             listen: admin_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090))),
             metrics_token: file.admin.metrics_token,
+            api_token: file.admin.api_token,
+            data_dir: std::path::PathBuf::from(&file.admin.data_dir),
         },
         log: file.log,
         limits,

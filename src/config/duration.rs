@@ -1,7 +1,7 @@
 //! Durations in the config file: `30s`, `5m`, `14d`, `1h 30m`, or a plain number of seconds.
 
 use serde::de::{self, Deserializer, Visitor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
 use std::time::Duration;
 
@@ -13,6 +13,12 @@ impl Seconds {
     /// As a [`Duration`].
     pub fn duration(self) -> Duration {
         Duration::from_secs(self.0)
+    }
+}
+
+impl Serialize for Seconds {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.0)
     }
 }
 

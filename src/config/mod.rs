@@ -97,6 +97,10 @@ pub struct AdminSettings {
     pub listen: SocketAddr,
     /// Bearer token for `/metrics`, if any.
     pub metrics_token: Option<Secret>,
+    /// Bearer token of the admin API; `None` turns the API off.
+    pub api_token: Option<Secret>,
+    /// Where API-created apps are stored.
+    pub data_dir: std::path::PathBuf,
 }
 
 /// Size limits.

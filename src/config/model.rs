@@ -5,7 +5,7 @@
 //! commented reference file `config/authgate.yaml`. Nothing here is used on the request path:
 //! [`crate::config::compile`] turns this model into the runtime snapshot.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::duration::Seconds;
 use super::secret::Secret;
@@ -220,7 +220,7 @@ fn one_day() -> Seconds {
 }
 
 /// How an app accepts bearer tokens.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AppJwtFile {
     /// Ids of the `jwt_issuers` this app accepts. Default: all of them.
@@ -316,6 +316,11 @@ pub struct AdminFile {
     /// Bearer token required on `/metrics` (`${ENV_VAR}`, `file:/path` or a literal).
     /// Default: none — metrics are open to whoever can reach the admin listener.
     pub metrics_token: Option<Secret>,
+    /// Bearer token (secret, at least 32 bytes) of the admin API under `/api/`. Default: none
+    /// — the admin API is off.
+    pub api_token: Option<Secret>,
+    /// Where apps created through the admin API are kept (`apps.json`). Default: `data`.
+    pub data_dir: String,
 }
 
 impl Default for AdminFile {
@@ -323,6 +328,8 @@ impl Default for AdminFile {
         Self {
             listen: "127.0.0.1:9090".into(),
             metrics_token: None,
+            api_token: None,
+            data_dir: "data".into(),
         }
     }
 }
@@ -431,7 +438,7 @@ impl Default for IdentityHeadersFile {
 }
 
 /// One protected app (Logto's "protected app": host, origin, session duration, page rules).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppFile {
     /// Stable identifier used in logs and metrics. Required.
@@ -484,7 +491,7 @@ fn yes() -> bool {
 }
 
 /// The app's origin.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OriginFile {
     /// `http://` or `https://` URL, optionally with a path prefix prepended to every request.
@@ -517,7 +524,7 @@ fn sixty_seconds() -> Seconds {
 }
 
 /// Which `Host` header the origin receives.
-#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Serialize, Default, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum HostHeaderFile {
     /// The origin URL's own host (and port, when not the scheme default).
@@ -528,7 +535,7 @@ pub enum HostHeaderFile {
 }
 
 /// What a route does with a request.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionFile {
     /// Anyone may pass.
@@ -544,7 +551,7 @@ pub enum ActionFile {
 }
 
 /// One route rule. Exactly one of `exact`, `prefix`, `glob`, `regex` is given.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteFile {
     /// Name used in logs and metrics. Default: `routes[N]`.
@@ -569,7 +576,7 @@ pub struct RouteFile {
 }
 
 /// Requirements on the identity, all of which must hold.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RequireFile {
     /// Every one of these scopes (`scope` string or `scp` array).
@@ -584,7 +591,7 @@ pub struct RequireFile {
 }
 
 /// Opt-ins for request paths the gateway refuses by default.
-#[derive(Debug, Deserialize, Default, Clone, Copy)]
+#[derive(Debug, Deserialize, Serialize, Default, Clone, Copy)]
 #[serde(deny_unknown_fields, default)]
 pub struct PathOptionsFile {
     /// Pass `%2F` (encoded `/`) and `%5C` (encoded `\`) through undecoded. Default: false.

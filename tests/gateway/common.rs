@@ -158,10 +158,20 @@ impl Gateway {
     /// Starts the gateway with the caller's own `listen` block; `addr` is the listener tests
     /// talk to by default.
     pub async fn start_with(listen: &str, addr: SocketAddr, yaml: &str) -> Gateway {
+        Gateway::start_full(listen, addr, "", yaml).await
+    }
+
+    /// Like [`Gateway::start_with`], with more keys in the `admin` block (`, key: value`).
+    pub async fn start_full(
+        listen: &str,
+        addr: SocketAddr,
+        admin_extra: &str,
+        yaml: &str,
+    ) -> Gateway {
         let admin_port = free_port();
         let config = format!(
             "{listen}\n\
-             admin: {{listen: '127.0.0.1:{admin_port}'}}\n\
+             admin: {{listen: '127.0.0.1:{admin_port}'{admin_extra}}}\n\
              server: {{threads: 1, drain_timeout: 2s}}\n{yaml}"
         );
         let dir = tempfile::tempdir().unwrap();

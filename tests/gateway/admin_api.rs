@@ -1,0 +1,210 @@
+//! The admin API: apps created, changed and deleted without a restart, persisted across
+//! restarts, with authentication and clear errors.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::common::{free_port, get, Gateway, Origin};
+
+const TOKEN: &str = "an-admin-token-of-at-least-32-bytes!";
+
+async fn start(origin: &Origin, data: &Path, port: u16) -> Gateway {
+    let listen = format!("listen: [{{address: '127.0.0.1:{port}'}}]");
+    Gateway::start_full(
+        &listen,
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        &format!(", api_token: '{TOKEN}', data_dir: '{}'", data.display()),
+        &format!(
+            "apps: [{{id: static, host: static.test, default_action: public, origin: {{url: '{}'}}}}]",
+            origin.url()
+        ),
+    )
+    .await
+}
+
+async fn call(
+    gw: &Gateway,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new().request(
+        method.parse().unwrap(),
+        format!("http://{}{path}", gw.admin),
+    );
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn shop(origin: &Origin) -> String {
+    json!({
+        "id": "shop", "host": "shop.test", "origin": {"url": origin.url()},
+        "routes": [{"prefix": "/public", "action": "public"}]
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn apps_are_created_changed_and_deleted_live() {
+    let origin = Origin::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let gw = start(&origin, data.path(), free_port()).await;
+    assert_eq!(
+        get(gw.addr, "/public/x", "shop.test").await.unwrap().status,
+        404
+    );
+
+    let (status, app) = call(&gw, "POST", "/api/apps", Some(TOKEN), Some(&shop(&origin))).await;
+    assert_eq!(status, 201, "{app}");
+    assert_eq!(app["source"], "api");
+    assert_eq!(
+        get(gw.addr, "/public/x", "shop.test").await.unwrap().status,
+        200
+    );
+    assert_eq!(
+        get(gw.addr, "/private", "shop.test").await.unwrap().status,
+        401
+    );
+
+    let (status, list) = call(&gw, "GET", "/api/apps", Some(TOKEN), None).await;
+    assert_eq!(status, 200);
+    let sources: Vec<(&str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["id"].as_str().unwrap(), a["source"].as_str().unwrap()))
+        .collect();
+    assert_eq!(sources, [("static", "config"), ("shop", "api")]);
+
+    let patch = json!({"default_action": "public", "session_duration": 3600}).to_string();
+    let (status, app) = call(&gw, "PATCH", "/api/apps/shop", Some(TOKEN), Some(&patch)).await;
+    assert_eq!(status, 200, "{app}");
+    assert_eq!(app["session_duration"], 3600);
+    assert_eq!(
+        get(gw.addr, "/private", "shop.test").await.unwrap().status,
+        200
+    );
+
+    let (status, _) = call(&gw, "DELETE", "/api/apps/shop", Some(TOKEN), None).await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        get(gw.addr, "/public/x", "shop.test").await.unwrap().status,
+        404
+    );
+    let (status, _) = call(&gw, "GET", "/api/apps/shop", Some(TOKEN), None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors() {
+    let origin = Origin::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let gw = start(&origin, data.path(), free_port()).await;
+
+    for token in [None, Some("wrong-token")] {
+        let (status, body) = call(&gw, "GET", "/api/apps", token, None).await;
+        assert_eq!(status, 401, "{body}");
+    }
+    let (status, body) = call(&gw, "POST", "/api/apps", Some(TOKEN), Some("{not json")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("malformed_json"))
+    );
+    let unknown_field =
+        json!({"id": "x", "host": "x.test", "origin": {"url": origin.url()}, "hots": 1})
+            .to_string();
+    let (status, body) = call(&gw, "POST", "/api/apps", Some(TOKEN), Some(&unknown_field)).await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("hots"), "{body}");
+
+    let invalid = json!({"id": "bad", "host": "bad.test", "origin": {"url": "gopher://x"},
+                         "routes": [{"regex": "(", "action": "jwt"}]})
+    .to_string();
+    let (status, body) = call(&gw, "POST", "/api/apps", Some(TOKEN), Some(&invalid)).await;
+    assert_eq!(status, 422, "{body}");
+    let fields: Vec<&str> = body["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["field"].as_str().unwrap())
+        .collect();
+    assert!(
+        fields.contains(&"origin.url") && fields.contains(&"routes[0].regex"),
+        "{fields:?}"
+    );
+
+    let taken_host =
+        json!({"id": "copy", "host": "STATIC.test.", "origin": {"url": origin.url()}}).to_string();
+    let (status, body) = call(&gw, "POST", "/api/apps", Some(TOKEN), Some(&taken_host)).await;
+    assert_eq!(status, 409, "{body}");
+    let taken_id =
+        json!({"id": "static", "host": "other.test", "origin": {"url": origin.url()}}).to_string();
+    assert_eq!(
+        call(&gw, "POST", "/api/apps", Some(TOKEN), Some(&taken_id))
+            .await
+            .0,
+        409
+    );
+    let (status, body) = call(&gw, "PATCH", "/api/apps/static", Some(TOKEN), Some("{}")).await;
+    assert_eq!(
+        status, 409,
+        "config-file apps are changed in the file: {body}"
+    );
+    assert_eq!(
+        call(&gw, "DELETE", "/api/apps/nobody", Some(TOKEN), None)
+            .await
+            .0,
+        404
+    );
+
+    // Nothing above changed the running apps.
+    assert_eq!(get(gw.addr, "/", "static.test").await.unwrap().status, 200);
+    assert_eq!(get(gw.addr, "/", "bad.test").await.unwrap().status, 404);
+}
+
+#[tokio::test]
+async fn api_apps_survive_a_restart() {
+    let origin = Origin::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    {
+        let gw = start(&origin, data.path(), port).await;
+        let (status, _) = call(&gw, "POST", "/api/apps", Some(TOKEN), Some(&shop(&origin))).await;
+        assert_eq!(status, 201);
+    }
+    let gw = start(&origin, data.path(), port).await;
+    assert_eq!(
+        get(gw.addr, "/public/x", "shop.test").await.unwrap().status,
+        200
+    );
+    let (status, app) = call(&gw, "GET", "/api/apps/shop", Some(TOKEN), None).await;
+    assert_eq!((status, app["host"].as_str()), (200, Some("shop.test")));
+}
+
+#[tokio::test]
+async fn the_api_is_off_without_a_token() {
+    let origin = Origin::start().await;
+    let gw = Gateway::start(&format!(
+        "apps: [{{id: a, host: a.test, origin: {{url: '{}'}}}}]",
+        origin.url()
+    ))
+    .await;
+    let (status, body) = call(&gw, "GET", "/api/apps", Some(TOKEN), None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("api_disabled"))
+    );
+}
