@@ -21,7 +21,6 @@ use arc_swap::ArcSwap;
 
 use crate::config::{Gateway, Secret};
 use crate::metrics::Metrics;
-use crate::registry::Registry;
 
 /// Whether the gateway should receive traffic: its listeners accept connections and it is not
 /// shutting down.
@@ -93,10 +92,10 @@ struct AdminState {
     api: Option<AdminApi>,
 }
 
-/// The admin API's registry and token.
+/// The admin API's state and token.
 pub struct AdminApi {
-    /// Apps from the config file and the API.
-    pub registry: Arc<Registry>,
+    /// What the API works on.
+    pub context: crate::admin_api::ApiContext,
     /// The bearer token the API requires.
     pub token: Secret,
 }
@@ -269,7 +268,7 @@ async fn api(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>
             )
         }
     };
-    crate::admin_api::handle(&api.registry, &method, &path, &body).await
+    crate::admin_api::handle(&api.context, &method, &path, &body).await
 }
 
 /// JWKS health per issuer, counted since the running configuration was loaded.

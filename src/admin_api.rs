@@ -3,10 +3,12 @@
 //!
 //! - `GET /api/apps`, `POST /api/apps`
 //! - `GET /api/apps/{id}`, `PATCH /api/apps/{id}` (JSON merge patch), `DELETE /api/apps/{id}`
+//! - `GET/POST /api/apps/{id}/custom-domains`, `DELETE /api/apps/{id}/custom-domains/{domain}`
 //!
 //! Every call needs `Authorization: Bearer <admin.api_token>` (compared in constant time).
 //! Errors are JSON: 400 malformed JSON, 401 no or wrong token, 404 unknown app, 409 id or host
-//! taken (or an app of the config file), 422 invalid fields, each named. The description is
+//! taken (or an app of the config file, or a domain in use), 422 invalid fields, each named (or
+//! an invalid domain, or the domain limit reached). The description is
 //! `docs/admin-api.openapi.yaml`.
 
 use bytes::Bytes;
@@ -16,7 +18,12 @@ use hyper::Response;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
-use crate::config::Secret;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::config::{Gateway, Secret};
+use crate::domains::{DomainBook, DomainError};
 use crate::registry::{ChangeError, Registry};
 
 /// Largest request body accepted.
@@ -49,14 +56,28 @@ pub fn authorized(authorization: Option<&str>, token: &Secret) -> bool {
     bool::from(given.as_bytes().ct_eq(token.expose().as_bytes()))
 }
 
+/// What the admin API works on.
+pub struct ApiContext {
+    /// Config-file and API apps.
+    pub registry: Arc<Registry>,
+    /// Custom domains.
+    pub domains: Arc<DomainBook>,
+    /// The running snapshot (domain settings, host names in use).
+    pub snapshot: Arc<ArcSwap<Gateway>>,
+}
+
 /// Answers one admin API request (already authorized).
 pub async fn handle(
-    registry: &Registry,
+    api: &ApiContext,
     method: &Method,
     path: &str,
     body: &[u8],
 ) -> Response<Full<Bytes>> {
+    let registry = &*api.registry;
     let rest = path.trim_end_matches('/');
+    if let Some((id, domain)) = domain_path(rest) {
+        return custom_domains(api, method, id, domain, body).await;
+    }
     match (method, rest.strip_prefix("/api/apps")) {
         (&Method::GET, Some("")) => {
             let apps: Vec<Value> = registry
@@ -104,6 +125,94 @@ pub async fn handle(
             }
         }
         _ => error(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
+    }
+}
+
+/// `/api/apps/{id}/custom-domains[/{domain}]` → (id, domain).
+fn domain_path(path: &str) -> Option<(&str, Option<&str>)> {
+    let rest = path.strip_prefix("/api/apps/")?;
+    let (id, rest) = rest.split_once('/')?;
+    let rest = rest.strip_prefix("custom-domains")?;
+    match rest {
+        "" => Some((id, None)),
+        _ => rest
+            .strip_prefix('/')
+            .filter(|d| !d.is_empty() && !d.contains('/'))
+            .map(|d| (id, Some(d))),
+    }
+}
+
+async fn custom_domains(
+    api: &ApiContext,
+    method: &Method,
+    id: &str,
+    domain: Option<&str>,
+    body: &[u8],
+) -> Response<Full<Bytes>> {
+    if api.registry.get(id).await.is_none() {
+        return error(StatusCode::NOT_FOUND, "not_found", "no such app");
+    }
+    let domain_error = |e: DomainError| {
+        let status = match e {
+            DomainError::Invalid(_) | DomainError::LimitReached(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            DomainError::InUse(_) => StatusCode::CONFLICT,
+            DomainError::NotFound => StatusCode::NOT_FOUND,
+            DomainError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        error(status, "custom_domain", &e.to_string())
+    };
+    match (method, domain) {
+        (&Method::GET, None) => {
+            let list = api.domains.of_app(id).await;
+            reply(
+                StatusCode::OK,
+                serde_json::to_value(list).unwrap_or(Value::Null),
+            )
+        }
+        (&Method::POST, None) => {
+            let requested = match parse_body(body) {
+                Ok(v) => v.get("domain").and_then(Value::as_str).map(str::to_string),
+                Err(message) => return malformed(message),
+            };
+            let Some(requested) = requested else {
+                return malformed("the body needs a `domain` string".into());
+            };
+            let snapshot = api.snapshot.load();
+            if snapshot.domains.public_name.is_empty() {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "custom_domain",
+                    "custom domains are off: set domains.public_name",
+                );
+            }
+            let taken = |d: &str| snapshot.hosts.lookup(d).is_some();
+            match api
+                .domains
+                .add(id, &requested, &snapshot.domains, taken)
+                .await
+            {
+                Ok(entry) => reply(
+                    StatusCode::CREATED,
+                    serde_json::to_value(entry).unwrap_or(Value::Null),
+                ),
+                Err(e) => domain_error(e),
+            }
+        }
+        (&Method::DELETE, Some(domain)) => match api.domains.remove(id, domain).await {
+            Ok(()) => {
+                let mut resp = Response::new(Full::new(Bytes::new()));
+                *resp.status_mut() = StatusCode::NO_CONTENT;
+                resp
+            }
+            Err(e) => domain_error(e),
+        },
+        _ => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed",
+        ),
     }
 }
 

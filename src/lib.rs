@@ -15,6 +15,7 @@ pub mod authn;
 pub mod authz;
 pub mod config;
 pub mod demo;
+pub mod domains;
 pub mod jwt;
 pub mod logging;
 pub mod metrics;

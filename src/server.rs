@@ -14,7 +14,9 @@ use pingora::services::background::{background_service, BackgroundService};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::admin::{AdminApi, AdminService, Readiness};
+use crate::admin_api::ApiContext;
 use crate::config::{Gateway, ListenerRole};
+use crate::domains::{Dns, DomainBook, DomainSettings};
 use crate::metrics::Metrics;
 use crate::oidc::flow::SignIn;
 use crate::proxy::AuthGate;
@@ -77,9 +79,19 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
         )),
         None => None,
     };
-    let api = match (&registry, api_token) {
-        (Some(registry), Some(token)) => Some(AdminApi {
-            registry: registry.clone(),
+    let domains = match &registry {
+        Some(_) => Some(Arc::new(
+            DomainBook::open(&data_dir).map_err(StartError::Registry)?,
+        )),
+        None => None,
+    };
+    let api = match (&registry, &domains, api_token) {
+        (Some(registry), Some(domains), Some(token)) => Some(AdminApi {
+            context: ApiContext {
+                registry: registry.clone(),
+                domains: domains.clone(),
+                snapshot: config.clone(),
+            },
             token,
         }),
         _ => None,
@@ -145,6 +157,15 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
             config: config.clone(),
         },
     ));
+    if let Some(domains) = domains {
+        server.add_service(background_service(
+            "authgate custom domains",
+            DomainVerifier {
+                domains,
+                settings: config.load().domains.clone(),
+            },
+        ));
+    }
     if let Some(registry) = registry {
         server.add_service(background_service(
             "authgate reload",
@@ -209,6 +230,32 @@ async fn warm_up(gateway: Arc<Gateway>) {
         futures_util::future::join_all(discoveries),
     )
     .await;
+}
+
+/// Checks pending custom domains' DNS records every `domains.check_interval`.
+struct DomainVerifier {
+    domains: Arc<DomainBook>,
+    settings: DomainSettings,
+}
+
+#[async_trait]
+impl BackgroundService for DomainVerifier {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let dns = match Dns::new(&self.settings.nameservers) {
+            Ok(dns) => dns,
+            Err(e) => {
+                tracing::error!(error = %e, "no DNS resolver; custom domains are not verified");
+                return;
+            }
+        };
+        loop {
+            self.domains.verify_pending(&dns, &self.settings).await;
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.check_interval) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
 }
 
 /// Re-reads the certificate directory and the configuration file on SIGHUP and swaps each in

@@ -48,6 +48,37 @@ pub fn compile(file: FileConfig) -> Result<Gateway, Problems> {
 
     let admin_listen = socket_addr(&file.admin.listen, "admin.listen", &mut problems);
 
+    let domains = crate::domains::DomainSettings {
+        public_name: match &file.domains.public_name {
+            Some(name) => match canonical_host(name) {
+                Some(host) if !name.contains(':') => host,
+                _ => {
+                    problems.add(
+                        "domains.public_name",
+                        format!("`{name}` is not a host name"),
+                    );
+                    String::new()
+                }
+            },
+            None => String::new(),
+        },
+        nameservers: file
+            .domains
+            .nameservers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, ns)| {
+                socket_addr(ns, &format!("domains.nameservers[{i}]"), &mut problems)
+            })
+            .collect(),
+        max_per_app: file.domains.max_per_app,
+        blocklist: file.domains.blocklist.clone(),
+        check_interval: file
+            .domains
+            .check_interval
+            .duration()
+            .max(std::time::Duration::from_secs(1)),
+    };
     let certs_dir = file.listen.iter().any(|l| l.tls).then(|| {
         let dir = std::path::PathBuf::from(&file.tls.certs_dir);
         match crate::tls::CertStore::load(&dir) {
@@ -166,6 +197,7 @@ pub fn compile(file: FileConfig) -> Result<Gateway, Problems> {
         providers,
         sessions,
         certs_dir,
+        domains,
     })
 }
 

@@ -55,6 +55,8 @@ pub struct Gateway {
     pub sessions: compile_oidc::SessionSettings,
     /// The certificate directory, when a listener terminates TLS.
     pub certs_dir: Option<std::path::PathBuf>,
+    /// Custom-domain verification settings (`public_name` empty: custom domains are off).
+    pub domains: crate::domains::DomainSettings,
 }
 
 /// A traffic listener.

@@ -17,6 +17,9 @@ pub struct FileConfig {
     /// Where the gateway accepts traffic. Default: one plain listener on `127.0.0.1:8080`.
     #[serde(default = "default_listeners")]
     pub listen: Vec<ListenerFile>,
+    /// Custom domains added through the admin API.
+    #[serde(default)]
+    pub domains: DomainsFile,
     /// TLS termination (certificates by SNI).
     #[serde(default)]
     pub tls: TlsFile,
@@ -264,6 +267,36 @@ pub struct ListenerFile {
     /// Answer every request on this plain listener with a 308 to `https://` on this port
     /// (443 is left out of the URL). Default: none (serve normally).
     pub redirect_to_https: Option<u16>,
+}
+
+/// Custom domains added through the admin API: verification settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DomainsFile {
+    /// The gateway's public name, which customer domains point a CNAME at. Required before
+    /// custom domains can be added. Default: none.
+    pub public_name: Option<String>,
+    /// Name servers (`IP:port`) the verifier asks. Default: the system's.
+    pub nameservers: Vec<String>,
+    /// Custom domains per app. Default: 10.
+    pub max_per_app: usize,
+    /// Domains never accepted (`example.com`, or `*.example.com` for everything below it).
+    /// Default: none.
+    pub blocklist: Vec<String>,
+    /// How often pending domains are checked. Default: 30s.
+    pub check_interval: Seconds,
+}
+
+impl Default for DomainsFile {
+    fn default() -> Self {
+        Self {
+            public_name: None,
+            nameservers: Vec::new(),
+            max_per_app: 10,
+            blocklist: Vec::new(),
+            check_interval: Seconds(30),
+        }
+    }
 }
 
 /// TLS termination settings.

@@ -208,3 +208,245 @@ async fn the_api_is_off_without_a_token() {
         (404, Some("api_disabled"))
     );
 }
+
+/// pebble-challtestsrv (Debian's `pebble`) as the DNS server records are published in.
+struct TestDns {
+    child: std::process::Child,
+    pub dns: u16,
+    mgmt: u16,
+}
+
+impl Drop for TestDns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TestDns {
+    async fn start() -> TestDns {
+        let (dns, mgmt) = (free_port(), free_port());
+        let child = std::process::Command::new("pebble-challtestsrv")
+            .args([
+                "-dns01",
+                &format!("127.0.0.1:{dns}"),
+                "-management",
+                &format!("127.0.0.1:{mgmt}"),
+                "-http01",
+                "",
+                "-https01",
+                "",
+                "-tlsalpn01",
+                "",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("pebble-challtestsrv is installed (scripts/install-deps installs pebble)");
+        let test_dns = TestDns { child, dns, mgmt };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", mgmt))
+                .await
+                .is_ok()
+            {
+                return test_dns;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("pebble-challtestsrv did not start");
+    }
+
+    async fn set(&self, what: &str, body: Value) {
+        let resp = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/{what}", self.mgmt))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{what}: {}", resp.status());
+    }
+}
+
+async fn wait_for_status(gw: &Gateway, app: &str, domain: &str, status: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        let (_, list) = call(
+            gw,
+            "GET",
+            &format!("/api/apps/{app}/custom-domains"),
+            Some(TOKEN),
+            None,
+        )
+        .await;
+        if let Some(entry) = list
+            .as_array()
+            .and_then(|l| l.iter().find(|d| d["domain"] == domain))
+        {
+            if entry["status"] == status {
+                return entry.clone();
+            }
+            last = entry.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{domain} never reached {status}: {last}");
+}
+
+#[tokio::test]
+async fn custom_domains_are_verified_by_their_dns_records() {
+    let dns = TestDns::start().await;
+    let origin = Origin::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listen = format!("listen: [{{address: '127.0.0.1:{port}'}}]");
+    let gw = Gateway::start_full(
+        &listen,
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        &format!(
+            ", api_token: '{TOKEN}', data_dir: '{}'",
+            data.path().display()
+        ),
+        &format!(
+            "
+domains:
+  public_name: gw.example.net
+  nameservers: ['127.0.0.1:{}']
+  check_interval: 1s
+  blocklist: ['*.blocked.test']
+apps: [{{id: static, host: static.test, default_action: public, origin: {{url: '{}'}}}}]
+",
+            dns.dns,
+            origin.url()
+        ),
+    )
+    .await;
+
+    let add = |domain: &str| json!({"domain": domain}).to_string();
+    let (status, entry) = call(
+        &gw,
+        "POST",
+        "/api/apps/static/custom-domains",
+        Some(TOKEN),
+        Some(&add("App.Customer.test.")),
+    )
+    .await;
+    assert_eq!(status, 201, "{entry}");
+    assert_eq!(entry["domain"], "app.customer.test");
+    assert_eq!(entry["status"], "PendingVerification");
+    let records = entry["dns_records"].as_array().unwrap();
+    assert_eq!(
+        records[0],
+        json!({"name": "app.customer.test", "type": "CNAME", "value": "gw.example.net"})
+    );
+    assert_eq!(records[1]["name"], "_authgate.app.customer.test");
+    let token = records[1]["value"].as_str().unwrap().to_string();
+
+    for bad in [
+        "127.0.0.1",
+        "*.customer.test",
+        "x.blocked.test",
+        "nodot",
+        "a_b.test",
+    ] {
+        let (status, body) = call(
+            &gw,
+            "POST",
+            "/api/apps/static/custom-domains",
+            Some(TOKEN),
+            Some(&add(bad)),
+        )
+        .await;
+        assert_eq!(status, 422, "{bad}: {body}");
+    }
+    for taken in ["app.customer.test", "static.test"] {
+        let (status, _) = call(
+            &gw,
+            "POST",
+            "/api/apps/static/custom-domains",
+            Some(TOKEN),
+            Some(&add(taken)),
+        )
+        .await;
+        assert_eq!(status, 409, "{taken}");
+    }
+    assert_eq!(
+        call(
+            &gw,
+            "POST",
+            "/api/apps/nobody/custom-domains",
+            Some(TOKEN),
+            Some(&add("x.test"))
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        call(
+            &gw,
+            "POST",
+            "/api/apps/static/custom-domains",
+            Some(TOKEN),
+            Some("[]")
+        )
+        .await
+        .0,
+        400
+    );
+
+    // A wrong TXT value keeps it pending, with a message saying why.
+    dns.set(
+        "set-cname",
+        json!({"host": "app.customer.test.", "target": "gw.example.net."}),
+    )
+    .await;
+    dns.set(
+        "set-txt",
+        json!({"host": "_authgate.app.customer.test.", "value": "not-the-token"}),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let pending = wait_for_status(&gw, "static", "app.customer.test", "PendingVerification").await;
+    assert!(
+        pending["error_message"].as_str().unwrap().contains("token"),
+        "{pending}"
+    );
+
+    // The right one verifies it.
+    dns.set("clear-txt", json!({"host": "_authgate.app.customer.test."}))
+        .await;
+    dns.set(
+        "set-txt",
+        json!({"host": "_authgate.app.customer.test.", "value": token}),
+    )
+    .await;
+    let verified = wait_for_status(&gw, "static", "app.customer.test", "PendingSsl").await;
+    assert!(verified["error_message"]
+        .as_str()
+        .unwrap()
+        .contains("certificate"));
+    // Not active yet: the domain does not serve the app.
+    assert_eq!(
+        get(gw.addr, "/", "app.customer.test").await.unwrap().status,
+        404
+    );
+
+    let (status, _) = call(
+        &gw,
+        "DELETE",
+        "/api/apps/static/custom-domains/app.customer.test",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (_, list) = call(
+        &gw,
+        "GET",
+        "/api/apps/static/custom-domains",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(list, json!([]));
+}
