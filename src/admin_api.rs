@@ -165,7 +165,7 @@ async fn custom_domains(
     };
     match (method, domain) {
         (&Method::GET, None) => {
-            let list = api.domains.of_app(id).await;
+            let list = api.domains.of_app(id);
             reply(
                 StatusCode::OK,
                 serde_json::to_value(list).unwrap_or(Value::Null),
@@ -188,11 +188,7 @@ async fn custom_domains(
                 );
             }
             let taken = |d: &str| snapshot.hosts.lookup(d).is_some();
-            match api
-                .domains
-                .add(id, &requested, &snapshot.domains, taken)
-                .await
-            {
+            match api.domains.add(id, &requested, &snapshot.domains, taken) {
                 Ok(entry) => reply(
                     StatusCode::CREATED,
                     serde_json::to_value(entry).unwrap_or(Value::Null),
@@ -200,7 +196,7 @@ async fn custom_domains(
                 Err(e) => domain_error(e),
             }
         }
-        (&Method::DELETE, Some(domain)) => match api.domains.remove(id, domain).await {
+        (&Method::DELETE, Some(domain)) => match api.domains.remove(id, domain) {
             Ok(()) => {
                 let mut resp = Response::new(Full::new(Bytes::new()));
                 *resp.status_mut() = StatusCode::NO_CONTENT;

@@ -52,6 +52,25 @@ pub struct CustomDomain {
     pub error_message: Option<String>,
     /// The records to publish.
     pub dns_records: Vec<DnsRecord>,
+    /// When the current certificate was issued (unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<u64>,
+    /// Failed certificate orders in a row.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failures: u32,
+    /// No new certificate order before this (unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<u64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Settings of custom domains.
@@ -157,7 +176,7 @@ pub fn txt_name(domain: &str) -> String {
 /// Every custom domain, stored in `{data_dir}/domains.json`.
 pub struct DomainBook {
     path: PathBuf,
-    entries: tokio::sync::Mutex<Vec<CustomDomain>>,
+    entries: std::sync::Mutex<Vec<CustomDomain>>,
 }
 
 impl DomainBook {
@@ -172,15 +191,87 @@ impl DomainBook {
         };
         Ok(DomainBook {
             path,
-            entries: tokio::sync::Mutex::new(entries),
+            entries: std::sync::Mutex::new(entries),
         })
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<CustomDomain>> {
+        // A panic while holding the lock cannot leave the list half-written (every change is
+        // whole), so a poisoned lock is still safe to use.
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `(app, domain)` of every active domain.
+    pub fn active(&self) -> Vec<(String, String)> {
+        self.lock()
+            .iter()
+            .filter(|d| d.status == DomainStatus::Active)
+            .map(|d| (d.app.clone(), d.domain.clone()))
+            .collect()
+    }
+
+    /// Domains that need a certificate now: verified ones, failed ones whose retry time has
+    /// come, and active ones due for renewal.
+    pub fn due_for_certificate(&self, renew_after: Duration) -> Vec<CustomDomain> {
+        let now = unix_now();
+        self.lock()
+            .iter()
+            .filter(|d| match d.status {
+                DomainStatus::PendingSsl => d.retry_at.is_none_or(|t| t <= now),
+                DomainStatus::Error => d.retry_at.is_some_and(|t| t <= now),
+                DomainStatus::Active => d
+                    .issued_at
+                    .is_some_and(|t| t + renew_after.as_secs() <= now),
+                DomainStatus::PendingVerification => false,
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Records the outcome of a certificate order for `domain`.
+    pub fn record_certificate(
+        &self,
+        domain: &str,
+        outcome: Result<(), String>,
+        retry_base: Duration,
+    ) {
+        let now = unix_now();
+        let mut entries = self.lock();
+        let Some(entry) = entries.iter_mut().find(|d| d.domain == domain) else {
+            return;
+        };
+        match outcome {
+            Ok(()) => {
+                entry.status = DomainStatus::Active;
+                entry.error_message = None;
+                entry.issued_at = Some(now);
+                entry.failures = 0;
+                entry.retry_at = None;
+            }
+            Err(why) => {
+                entry.failures = entry.failures.saturating_add(1);
+                let backoff = retry_base
+                    .as_secs()
+                    .saturating_mul(1 << entry.failures.min(6))
+                    .min(3600);
+                entry.retry_at = Some(now + backoff);
+                // A renewal failure keeps serving the current certificate.
+                if entry.status != DomainStatus::Active {
+                    entry.status = DomainStatus::Error;
+                }
+                entry.error_message = Some(why);
+            }
+        }
+        let snapshot = entries.clone();
+        drop(entries);
+        if let Err(e) = self.persist(&snapshot) {
+            tracing::error!(error = %e, "custom domain status not stored");
+        }
+    }
+
     /// The domains of `app`.
-    pub async fn of_app(&self, app: &str) -> Vec<CustomDomain> {
-        self.entries
-            .lock()
-            .await
+    pub fn of_app(&self, app: &str) -> Vec<CustomDomain> {
+        self.lock()
             .iter()
             .filter(|d| d.app == app)
             .cloned()
@@ -188,7 +279,7 @@ impl DomainBook {
     }
 
     /// Adds `domain` to `app`; `taken` says whether a host name is served already.
-    pub async fn add(
+    pub fn add(
         &self,
         app: &str,
         domain: &str,
@@ -196,7 +287,7 @@ impl DomainBook {
         taken: impl Fn(&str) -> bool,
     ) -> Result<CustomDomain, DomainError> {
         let domain = validate(domain, &settings.blocklist)?;
-        let mut entries = self.entries.lock().await;
+        let mut entries = self.lock();
         if taken(&domain) || entries.iter().any(|d| d.domain == domain) {
             return Err(DomainError::InUse(domain));
         }
@@ -221,6 +312,9 @@ impl DomainBook {
                     value: ownership_token(),
                 },
             ],
+            issued_at: None,
+            failures: 0,
+            retry_at: None,
         };
         let mut next = entries.clone();
         next.push(entry.clone());
@@ -230,9 +324,9 @@ impl DomainBook {
     }
 
     /// Removes `domain` from `app`.
-    pub async fn remove(&self, app: &str, domain: &str) -> Result<(), DomainError> {
+    pub fn remove(&self, app: &str, domain: &str) -> Result<(), DomainError> {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-        let mut entries = self.entries.lock().await;
+        let mut entries = self.lock();
         let before = entries.len();
         let next: Vec<CustomDomain> = entries
             .iter()
@@ -250,9 +344,7 @@ impl DomainBook {
     /// Checks every domain waiting for verification once; returns how many moved on.
     pub async fn verify_pending(&self, dns: &Dns, settings: &DomainSettings) -> usize {
         let pending: Vec<CustomDomain> = self
-            .entries
             .lock()
-            .await
             .iter()
             .filter(|d| d.status == DomainStatus::PendingVerification)
             .cloned()
@@ -260,23 +352,25 @@ impl DomainBook {
         let mut moved = 0;
         for entry in pending {
             let outcome = dns.check(&entry, &settings.public_name).await;
-            let mut entries = self.entries.lock().await;
-            let Some(current) = entries
-                .iter_mut()
-                .find(|d| d.domain == entry.domain && d.app == entry.app)
-            else {
-                continue;
-            };
-            match outcome {
-                Ok(()) => {
-                    current.status = DomainStatus::PendingSsl;
-                    current.error_message = Some("verified; waiting for a certificate".into());
-                    moved += 1;
-                    tracing::info!(domain = %entry.domain, app = %entry.app, "custom domain verified");
+            let snapshot = {
+                let mut entries = self.lock();
+                let Some(current) = entries
+                    .iter_mut()
+                    .find(|d| d.domain == entry.domain && d.app == entry.app)
+                else {
+                    continue;
+                };
+                match outcome {
+                    Ok(()) => {
+                        current.status = DomainStatus::PendingSsl;
+                        current.error_message = Some("verified; waiting for a certificate".into());
+                        moved += 1;
+                        tracing::info!(domain = %entry.domain, app = %entry.app, "custom domain verified");
+                    }
+                    Err(why) => current.error_message = Some(why),
                 }
-                Err(why) => current.error_message = Some(why),
-            }
-            let snapshot = entries.clone();
+                entries.clone()
+            };
             if let Err(e) = self.persist(&snapshot) {
                 tracing::error!(error = %e, "custom domain status not stored");
             }
@@ -378,6 +472,83 @@ impl Dns {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings(max_per_app: usize) -> DomainSettings {
+        DomainSettings {
+            public_name: "gw.example.net".into(),
+            nameservers: Vec::new(),
+            max_per_app,
+            blocklist: Vec::new(),
+            check_interval: Duration::from_secs(30),
+        }
+    }
+
+    #[test]
+    fn the_per_app_limit_and_uniqueness_hold_and_are_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = DomainBook::open(dir.path()).unwrap();
+        let s = settings(2);
+        book.add("a", "one.test", &s, |_| false).unwrap();
+        book.add("a", "two.test", &s, |_| false).unwrap();
+        assert_eq!(
+            book.add("a", "three.test", &s, |_| false),
+            Err(DomainError::LimitReached(2))
+        );
+        assert!(matches!(
+            book.add("b", "ONE.test", &s, |_| false),
+            Err(DomainError::InUse(_))
+        ));
+        assert!(matches!(
+            book.add("b", "served.test", &s, |d| d == "served.test"),
+            Err(DomainError::InUse(_))
+        ));
+        book.remove("a", "two.test").unwrap();
+        assert_eq!(book.remove("a", "two.test"), Err(DomainError::NotFound));
+        let reopened = DomainBook::open(dir.path()).unwrap();
+        let domains: Vec<String> = reopened.of_app("a").into_iter().map(|d| d.domain).collect();
+        assert_eq!(domains, ["one.test"]);
+    }
+
+    #[test]
+    fn failed_orders_back_off_and_renewals_keep_serving() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = DomainBook::open(dir.path()).unwrap();
+        book.add("a", "one.test", &settings(5), |_| false).unwrap();
+        book.lock()[0].status = DomainStatus::PendingSsl;
+        assert_eq!(book.due_for_certificate(Duration::from_secs(60)).len(), 1);
+        book.record_certificate("one.test", Err("CA down".into()), Duration::from_secs(60));
+        let entry = book.of_app("a").remove(0);
+        assert_eq!(entry.status, DomainStatus::Error);
+        assert_eq!(entry.error_message.as_deref(), Some("CA down"));
+        assert!(
+            entry.retry_at.unwrap() >= unix_now() + 120,
+            "backoff doubles"
+        );
+        assert!(
+            book.due_for_certificate(Duration::from_secs(60)).is_empty(),
+            "not before retry_at"
+        );
+        book.record_certificate("one.test", Ok(()), Duration::from_secs(60));
+        assert_eq!(book.active(), [("a".to_string(), "one.test".to_string())]);
+        assert!(book
+            .due_for_certificate(Duration::from_secs(3600))
+            .is_empty());
+        assert_eq!(
+            book.due_for_certificate(Duration::ZERO).len(),
+            1,
+            "due for renewal"
+        );
+        book.record_certificate(
+            "one.test",
+            Err("renewal failed".into()),
+            Duration::from_secs(60),
+        );
+        assert_eq!(
+            book.of_app("a")[0].status,
+            DomainStatus::Active,
+            "still serving"
+        );
+    }
 
     #[test]
     fn only_plain_domain_names_are_accepted() {

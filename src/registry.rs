@@ -38,6 +38,7 @@ pub enum ChangeError {
 /// The config file plus API apps, and the snapshot they compile to.
 pub struct Registry {
     config_path: PathBuf,
+    domains: Arc<crate::domains::DomainBook>,
     store_path: PathBuf,
     api_apps: tokio::sync::Mutex<Vec<Value>>,
     snapshot: Arc<ArcSwap<Gateway>>,
@@ -49,6 +50,7 @@ impl Registry {
     pub fn open(
         config_path: &Path,
         data_dir: &Path,
+        domains: Arc<crate::domains::DomainBook>,
         snapshot: Arc<ArcSwap<Gateway>>,
     ) -> Result<Registry, String> {
         let store_path = data_dir.join("apps.json");
@@ -58,13 +60,15 @@ impl Registry {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(format!("cannot read {}: {e}", store_path.display())),
         };
+        let has_active = !domains.active().is_empty();
         let registry = Registry {
             config_path: config_path.to_path_buf(),
+            domains,
             store_path,
             api_apps: tokio::sync::Mutex::new(Vec::new()),
             snapshot,
         };
-        if !api_apps.is_empty() {
+        if !api_apps.is_empty() || has_active {
             let gateway = registry
                 .build(&api_apps)
                 .map_err(|p| format!("stored apps do not compile:\n{p}"))?;
@@ -91,6 +95,12 @@ impl Registry {
                 p.add("(stored app)", e);
                 p
             })?);
+        }
+        // Active custom domains serve their app.
+        for (app, domain) in self.domains.active() {
+            if let Some(entry) = file.apps.iter_mut().find(|a| a.id == app) {
+                entry.custom_domains.push(domain);
+            }
         }
         compile::compile(file)
     }

@@ -164,6 +164,11 @@ pub async fn send(session: &mut Session, reject: &Reject, request_id: &str) -> p
     Ok(())
 }
 
+/// A 200 `text/plain` answer.
+pub fn plain(text: String) -> crate::oidc::flow::Answer {
+    crate::oidc::flow::Answer::text(200, "acme_challenge", text)
+}
+
 /// Writes a gateway-made answer (endpoint, sign-in redirect, error page) and ends it.
 pub async fn send_answer(
     session: &mut Session,

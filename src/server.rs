@@ -13,10 +13,11 @@ use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, Shut
 use pingora::services::background::{background_service, BackgroundService};
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::acme::Challenges;
 use crate::admin::{AdminApi, AdminService, Readiness};
 use crate::admin_api::ApiContext;
 use crate::config::{Gateway, ListenerRole};
-use crate::domains::{Dns, DomainBook, DomainSettings};
+use crate::domains::{Dns, DomainBook};
 use crate::metrics::Metrics;
 use crate::oidc::flow::SignIn;
 use crate::proxy::AuthGate;
@@ -72,19 +73,22 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
     let data_dir = gateway.admin.data_dir.clone();
     let listeners = gateway.listeners.clone();
     let config = Arc::new(ArcSwap::from_pointee(gateway));
-    // Apps created through the admin API join the config file's (when there is a file).
-    let registry = match &config_path {
-        Some(path) => Some(Arc::new(
-            Registry::open(path, &data_dir, config.clone()).map_err(StartError::Registry)?,
-        )),
-        None => None,
-    };
-    let domains = match &registry {
+    // Apps created through the admin API, and active custom domains, join the config file's
+    // (when there is a file).
+    let domains = match &config_path {
         Some(_) => Some(Arc::new(
             DomainBook::open(&data_dir).map_err(StartError::Registry)?,
         )),
         None => None,
     };
+    let registry = match (&config_path, &domains) {
+        (Some(path), Some(domains)) => Some(Arc::new(
+            Registry::open(path, &data_dir, domains.clone(), config.clone())
+                .map_err(StartError::Registry)?,
+        )),
+        _ => None,
+    };
+    let challenges = Arc::new(Challenges::default());
     let api = match (&registry, &domains, api_token) {
         (Some(registry), Some(domains), Some(token)) => Some(AdminApi {
             context: ApiContext {
@@ -121,6 +125,7 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
             metrics.clone(),
             sign_in.clone(),
             listener.role,
+            challenges.clone(),
         );
         let mut service = pingora::proxy::http_proxy_service_with_name(
             &server.configuration,
@@ -157,12 +162,15 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
             config: config.clone(),
         },
     ));
-    if let Some(domains) = domains {
+    if let (Some(domains), Some(registry)) = (domains, &registry) {
         server.add_service(background_service(
             "authgate custom domains",
-            DomainVerifier {
+            DomainManager {
                 domains,
-                settings: config.load().domains.clone(),
+                registry: registry.clone(),
+                config: config.clone(),
+                certs: certs.clone(),
+                challenges,
             },
         ));
     }
@@ -232,26 +240,85 @@ async fn warm_up(gateway: Arc<Gateway>) {
     .await;
 }
 
-/// Checks pending custom domains' DNS records every `domains.check_interval`.
-struct DomainVerifier {
+/// Runs custom domains through their lifecycle every `domains.check_interval`: checks the
+/// DNS records of pending ones, orders certificates for verified ones (and renewals), and
+/// rebuilds the snapshot when a domain becomes active.
+struct DomainManager {
     domains: Arc<DomainBook>,
-    settings: DomainSettings,
+    registry: Arc<Registry>,
+    config: Arc<ArcSwap<Gateway>>,
+    certs: Option<Arc<CertStore>>,
+    challenges: Arc<Challenges>,
+}
+
+impl DomainManager {
+    async fn certify(&self, domain: &str) -> Result<(), String> {
+        let gateway = self.config.load_full();
+        let acme = gateway
+            .acme
+            .as_ref()
+            .ok_or("no ACME CA is configured (acme.directory_url)")?;
+        let (certs, dir) = match (&self.certs, &gateway.certs_dir) {
+            (Some(certs), Some(dir)) => (certs, dir),
+            _ => return Err("no TLS listener is configured to serve the domain".into()),
+        };
+        let (chain, key) = crate::acme::issue(acme, &self.challenges, domain).await?;
+        let stored = |ext: &str, pem: &str| {
+            let path = dir.join(format!("{domain}.{ext}"));
+            std::fs::write(&path, pem).map_err(|e| format!("cannot store {}: {e}", path.display()))
+        };
+        stored("key", &key)?;
+        stored("crt", &chain)?;
+        certs.reload()?;
+        Ok(())
+    }
+
+    async fn round(&self) {
+        let settings = self.config.load().domains.clone();
+        match Dns::new(&settings.nameservers) {
+            Ok(dns) => {
+                self.domains.verify_pending(&dns, &settings).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "no DNS resolver; custom domains are not verified")
+            }
+        }
+        let (renew_after, retry_after) = match &self.config.load().acme {
+            Some(acme) => (acme.renew_after, acme.retry_after),
+            None => (
+                std::time::Duration::from_secs(60 * 86400),
+                std::time::Duration::from_secs(60),
+            ),
+        };
+        let mut activated = false;
+        for entry in self.domains.due_for_certificate(renew_after) {
+            let outcome = self.certify(&entry.domain).await;
+            match &outcome {
+                Ok(()) => tracing::info!(domain = %entry.domain, "certificate issued"),
+                Err(e) => {
+                    tracing::warn!(domain = %entry.domain, error = %e, "certificate order failed")
+                }
+            }
+            activated |= outcome.is_ok();
+            self.domains
+                .record_certificate(&entry.domain, outcome, retry_after);
+        }
+        if activated {
+            if let Err(problems) = self.registry.reload().await {
+                tracing::error!(%problems, "an activated domain could not be served");
+            }
+        }
+    }
 }
 
 #[async_trait]
-impl BackgroundService for DomainVerifier {
+impl BackgroundService for DomainManager {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let dns = match Dns::new(&self.settings.nameservers) {
-            Ok(dns) => dns,
-            Err(e) => {
-                tracing::error!(error = %e, "no DNS resolver; custom domains are not verified");
-                return;
-            }
-        };
         loop {
-            self.domains.verify_pending(&dns, &self.settings).await;
+            self.round().await;
+            let interval = self.config.load().domains.check_interval;
             tokio::select! {
-                _ = tokio::time::sleep(self.settings.check_interval) => {}
+                _ = tokio::time::sleep(interval) => {}
                 _ = shutdown.changed() => return,
             }
         }

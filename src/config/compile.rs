@@ -79,6 +79,21 @@ pub fn compile(file: FileConfig) -> Result<Gateway, Problems> {
             .duration()
             .max(std::time::Duration::from_secs(1)),
     };
+    let acme = file.acme.directory_url.as_ref().map(|url| {
+        if !url.starts_with("https://") {
+            problems.add("acme.directory_url", format!("`{url}` is not an https URL"));
+        }
+        crate::acme::AcmeSettings {
+            directory_url: url.clone(),
+            ca_root: file.acme.ca_root.as_ref().map(std::path::PathBuf::from),
+            renew_after: file.acme.renew_after.duration(),
+            retry_after: file
+                .acme
+                .retry_after
+                .duration()
+                .max(std::time::Duration::from_secs(1)),
+        }
+    });
     let certs_dir = file.listen.iter().any(|l| l.tls).then(|| {
         let dir = std::path::PathBuf::from(&file.tls.certs_dir);
         match crate::tls::CertStore::load(&dir) {
@@ -198,6 +213,7 @@ pub fn compile(file: FileConfig) -> Result<Gateway, Problems> {
         sessions,
         certs_dir,
         domains,
+        acme,
     })
 }
 

@@ -57,6 +57,8 @@ pub struct Gateway {
     pub certs_dir: Option<std::path::PathBuf>,
     /// Custom-domain verification settings (`public_name` empty: custom domains are off).
     pub domains: crate::domains::DomainSettings,
+    /// The ACME CA, if configured.
+    pub acme: Option<crate::acme::AcmeSettings>,
 }
 
 /// A traffic listener.

@@ -20,6 +20,9 @@ pub struct FileConfig {
     /// Custom domains added through the admin API.
     #[serde(default)]
     pub domains: DomainsFile,
+    /// The ACME CA that issues custom domains' certificates.
+    #[serde(default)]
+    pub acme: AcmeFile,
     /// TLS termination (certificates by SNI).
     #[serde(default)]
     pub tls: TlsFile,
@@ -295,6 +298,33 @@ impl Default for DomainsFile {
             max_per_app: 10,
             blocklist: Vec::new(),
             check_interval: Seconds(30),
+        }
+    }
+}
+
+/// The ACME CA for custom domains.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcmeFile {
+    /// The CA's directory URL, e.g. `https://acme-v02.api.letsencrypt.org/directory`. Default:
+    /// none — verified custom domains wait in `PendingSsl`.
+    pub directory_url: Option<String>,
+    /// A PEM root certificate to trust for the CA's own HTTPS (private or test CAs). Default:
+    /// the system's roots.
+    pub ca_root: Option<String>,
+    /// Renew a certificate this long after issuance. Default: 60d.
+    pub renew_after: Seconds,
+    /// First retry after a failed order; doubles per failure, at most 1h. Default: 1m.
+    pub retry_after: Seconds,
+}
+
+impl Default for AcmeFile {
+    fn default() -> Self {
+        Self {
+            directory_url: None,
+            ca_root: None,
+            renew_after: Seconds(60 * 86400),
+            retry_after: Seconds(60),
         }
     }
 }

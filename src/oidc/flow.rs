@@ -62,6 +62,16 @@ impl Answer {
         }
     }
 
+    /// A plain-text answer.
+    pub fn text(status: u16, decision: &'static str, body: String) -> Answer {
+        let mut a = Answer::new(status, decision).header(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain"),
+        );
+        a.body = Bytes::from(body);
+        a
+    }
+
     /// A 308 to `location` (same method and body on the new address).
     pub fn permanent_redirect(location: &str) -> Answer {
         match HeaderValue::from_str(location) {

@@ -21,6 +21,7 @@ use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 use pingora::ErrorType;
 
+use crate::acme::Challenges;
 use crate::config::{Gateway, ListenerRole};
 use crate::metrics::Metrics;
 use crate::oidc::flow::SignIn;
@@ -37,6 +38,7 @@ pub struct AuthGate {
     metrics: Arc<Metrics>,
     sign_in: Arc<SignIn>,
     role: ListenerRole,
+    challenges: Arc<Challenges>,
 }
 
 impl AuthGate {
@@ -47,12 +49,14 @@ impl AuthGate {
         metrics: Arc<Metrics>,
         sign_in: Arc<SignIn>,
         role: ListenerRole,
+        challenges: Arc<Challenges>,
     ) -> AuthGate {
         AuthGate {
             config,
             metrics,
             sign_in,
             role,
+            challenges,
         }
     }
 
@@ -93,6 +97,14 @@ impl ProxyHttp for AuthGate {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        // An ACME CA validating a custom domain's certificate order (HTTP-01). Answered for
+        // any host: the domain is not served yet, and a key authorization is no secret.
+        if let Some(key_authorization) = self.challenges.answer(session.req_header().uri.path()) {
+            ctx.decision = "acme_challenge";
+            respond::send_answer(session, respond::plain(key_authorization), &ctx.request_id)
+                .await?;
+            return Ok(true);
+        }
         let admitted = if self.dropped_content_length(session) {
             Err((
                 Reject::BadFraming("both Content-Length and Transfer-Encoding"),

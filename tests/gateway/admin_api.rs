@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::common::{free_port, get, Gateway, Origin};
 
-const TOKEN: &str = "an-admin-token-of-at-least-32-bytes!";
+pub const TOKEN: &str = "an-admin-token-of-at-least-32-bytes!";
 
 async fn start(origin: &Origin, data: &Path, port: u16) -> Gateway {
     let listen = format!("listen: [{{address: '127.0.0.1:{port}'}}]");
@@ -24,7 +24,7 @@ async fn start(origin: &Origin, data: &Path, port: u16) -> Gateway {
     .await
 }
 
-async fn call(
+pub async fn call(
     gw: &Gateway,
     method: &str,
     path: &str,
@@ -210,7 +210,7 @@ async fn the_api_is_off_without_a_token() {
 }
 
 /// pebble-challtestsrv (Debian's `pebble`) as the DNS server records are published in.
-struct TestDns {
+pub struct TestDns {
     child: std::process::Child,
     pub dns: u16,
     mgmt: u16,
@@ -224,7 +224,7 @@ impl Drop for TestDns {
 }
 
 impl TestDns {
-    async fn start() -> TestDns {
+    pub async fn start() -> TestDns {
         let (dns, mgmt) = (free_port(), free_port());
         let child = std::process::Command::new("pebble-challtestsrv")
             .args([
@@ -256,7 +256,7 @@ impl TestDns {
         panic!("pebble-challtestsrv did not start");
     }
 
-    async fn set(&self, what: &str, body: Value) {
+    pub async fn set(&self, what: &str, body: Value) {
         let resp = reqwest::Client::new()
             .post(format!("http://127.0.0.1:{}/{what}", self.mgmt))
             .body(body.to_string())
@@ -267,7 +267,7 @@ impl TestDns {
     }
 }
 
-async fn wait_for_status(gw: &Gateway, app: &str, domain: &str, status: &str) -> Value {
+pub async fn wait_for_status(gw: &Gateway, app: &str, domain: &str, status: &str) -> Value {
     let mut last = Value::Null;
     for _ in 0..100 {
         let (_, list) = call(

@@ -1,6 +1,7 @@
 //! Integration tests: the real `authgate` binary on free ports, in front of a real HTTP
 //! origin, driven over real sockets.
 
+mod acme;
 mod admin_api;
 mod browser;
 mod certified;
