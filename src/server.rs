@@ -283,12 +283,10 @@ impl DomainManager {
                 tracing::error!(error = %e, "no DNS resolver; custom domains are not verified")
             }
         }
+        // Without a CA, verified domains wait in PendingSsl.
         let (renew_after, retry_after) = match &self.config.load().acme {
             Some(acme) => (acme.renew_after, acme.retry_after),
-            None => (
-                std::time::Duration::from_secs(60 * 86400),
-                std::time::Duration::from_secs(60),
-            ),
+            None => return,
         };
         let mut activated = false;
         for entry in self.domains.due_for_certificate(renew_after) {
