@@ -1,6 +1,9 @@
 # authgate container image: multi-stage build, slim non-root runtime.
 #   docker build -t authgate .
-#   docker run -p 8080:8080 -v $PWD/config:/etc/authgate:ro authgate
+#   docker run -p 8080:8080 -v $PWD/my-config:/etc/authgate:ro authgate
+# Mount a config with `listen: [{address: 0.0.0.0:8080}]` (the shipped reference binds
+# loopback). State — API-created apps, custom domains, issued certificates — lives under
+# /var/lib/authgate (`data/`, `certs/`); mount a volume there to keep it.
 FROM rust:1-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends cmake pkg-config \
@@ -8,13 +11,12 @@ RUN apt-get update \
 WORKDIR /src
 # Dependencies first, so source edits do not rebuild them.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src benches config \
- && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
- && echo 'fn main() {}' > benches/admission.rs && touch config/demo.yaml \
- && cargo build --release --locked \
- && rm -rf src benches config
-COPY src ./src
 COPY benches ./benches
+RUN mkdir -p src config \
+ && echo 'fn main() {}' > src/main.rs && touch src/lib.rs config/demo.yaml \
+ && cargo build --release --locked --bin authgate \
+ && rm -rf src config
+COPY src ./src
 COPY config ./config
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin authgate
 
@@ -22,11 +24,14 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin authgate
+ && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin authgate \
+ && mkdir -p /var/lib/authgate/data /var/lib/authgate/certs \
+ && chown -R 10001 /var/lib/authgate
 COPY --from=build /src/target/release/authgate /usr/local/bin/authgate
 COPY config/authgate.yaml /etc/authgate/authgate.yaml
 USER 10001
-# Traffic; the admin listener (health, metrics) binds loopback unless the config says otherwise.
+WORKDIR /var/lib/authgate
+# Traffic; the admin listener (health, metrics, admin API) binds loopback unless configured.
 EXPOSE 8080
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/authgate"]
