@@ -33,8 +33,11 @@ pub async fn by_bearer(
         .await
         .map_err(Reject::InvalidToken)?;
     crate::authz::check(&admitted.require, &verified.claims).map_err(Reject::Insufficient)?;
-    let headers = gw
+    let headers = admitted
+        .app
         .identity_headers
+        .as_ref()
+        .unwrap_or(&gw.identity_headers)
         .render(&verified.claims)
         .map_err(|_| Reject::UnsafeIdentity)?;
     Ok(Identity {
@@ -51,8 +54,11 @@ pub fn by_session(
     admitted: &Admitted,
 ) -> Result<Identity, Reject> {
     crate::authz::check(&admitted.require, &session.claims).map_err(Reject::Insufficient)?;
-    let headers = gw
+    let headers = admitted
+        .app
         .identity_headers
+        .as_ref()
+        .unwrap_or(&gw.identity_headers)
         .render(&session.claims)
         .map_err(|_| Reject::UnsafeIdentity)?;
     Ok(Identity {

@@ -190,7 +190,24 @@ pub fn compile(file: FileConfig) -> Result<Gateway, Problems> {
                 format!("`{}` is used by another app", app.id),
             );
         }
-        compile_app(app, &at, &issuer_ids, &providers, &mut hosts, &mut problems);
+        let own_headers = app.identity_headers.as_ref().map(|from_claims| {
+            super::compile_jwt::header_mappings(
+                from_claims,
+                file.identity_headers.max_value_bytes,
+                &format!("{at}.identity_headers"),
+                &managed_headers,
+                &mut problems,
+            )
+        });
+        compile_app(
+            app,
+            &at,
+            &issuer_ids,
+            &providers,
+            own_headers,
+            &mut hosts,
+            &mut problems,
+        );
     }
 
     problems.into_result(Gateway {
@@ -235,6 +252,7 @@ fn compile_app(
     at: &str,
     issuer_ids: &[Arc<str>],
     providers: &[Arc<crate::oidc::Provider>],
+    identity_headers: Option<crate::authn::identity::IdentityHeaders>,
     hosts: &mut HostTable,
     problems: &mut Problems,
 ) {
@@ -313,6 +331,7 @@ fn compile_app(
         forward_authorization: file.jwt.forward_authorization,
         provider,
         auth_prefix,
+        identity_headers,
     });
     let mut claim = |name: String, field: String| {
         if let Some(owner) = hosts.insert(name.clone(), app.clone()) {

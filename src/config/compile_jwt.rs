@@ -190,9 +190,27 @@ pub fn identity_headers(
     managed: &ManagedHeaders,
     problems: &mut Problems,
 ) -> IdentityHeaders {
+    header_mappings(
+        &file.from_claims,
+        file.max_value_bytes,
+        "identity_headers.from_claims",
+        managed,
+        problems,
+    )
+}
+
+/// Compiles header ← claim mappings found at `at` (global or one app's); each header must be
+/// one the gateway strips.
+pub fn header_mappings(
+    from_claims: &std::collections::BTreeMap<String, String>,
+    max_value_bytes: usize,
+    at: &str,
+    managed: &ManagedHeaders,
+    problems: &mut Problems,
+) -> IdentityHeaders {
     let mut mappings = Vec::new();
-    for (header, claim) in &file.from_claims {
-        let field = format!("identity_headers.from_claims.{header}");
+    for (header, claim) in from_claims {
+        let field = format!("{at}.{header}");
         match HeaderName::from_bytes(header.as_bytes()) {
             Ok(name) if managed.is_managed(name.as_str()) => mappings.push((name, claim.clone())),
             Ok(_) => problems.add(
@@ -202,7 +220,7 @@ pub fn identity_headers(
             Err(_) => problems.add(&field, "not a header name"),
         }
     }
-    IdentityHeaders::new(mappings, file.max_value_bytes)
+    IdentityHeaders::new(mappings, max_value_bytes)
 }
 
 #[cfg(test)]
@@ -250,7 +268,7 @@ jwt_issuers:
   - {id: f, issuer: 'https://f.test', audiences: [api], jwks_uri: 'https://f.test/k', jwks_file: /x}
   - {id: g, issuer: 'https://g.test', audiences: [api], jwks_file: /nonexistent/jwks.json}
 apps:
-  - {id: x, host: x.test, origin: {url: 'http://127.0.0.1:9'}, jwt: {issuers: [nobody]}}
+  - {id: x, host: x.test, origin: {url: 'http://127.0.0.1:9'}, jwt: {issuers: [nobody]}, identity_headers: {X-App-User: sub}}
 ",
         )
         .unwrap_err()
@@ -265,6 +283,7 @@ apps:
             "jwt_issuers[5]",
             "jwt_issuers[6].jwks_file",
             "apps[0].jwt.issuers[0]",
+            "apps[0].identity_headers.X-App-User",
         ] {
             assert!(err.contains(field), "{field} missing from:\n{err}");
         }

@@ -141,6 +141,8 @@ pub struct App {
     pub provider: Option<Arc<crate::oidc::Provider>>,
     /// Prefix of the gateway's endpoints (`/_auth`), without a trailing slash.
     pub auth_prefix: String,
+    /// This app's identity headers, when it overrides the global mapping.
+    pub identity_headers: Option<crate::authn::identity::IdentityHeaders>,
 }
 
 /// An app's origin, ready to connect to.

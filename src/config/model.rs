@@ -531,6 +531,11 @@ pub struct AppFile {
     /// Id of the `oidc_providers` entry that signs users in to this app. Default: the only
     /// provider when exactly one is configured, else none (session routes answer 401).
     pub oidc_provider: Option<String>,
+    /// This app's identity headers (header ← claim), replacing `identity_headers.from_claims`
+    /// for it. Each header must be covered by `identity_headers.strip`. Default: the global
+    /// mapping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_headers: Option<std::collections::BTreeMap<String, String>>,
     /// Where the gateway's own endpoints live on the app's host (`/login`, `/callback`,
     /// `/logout`, `/me` under it). Default: `/_auth`.
     #[serde(default = "auth_prefix")]

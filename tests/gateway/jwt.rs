@@ -576,3 +576,39 @@ apps:
     );
     assert_eq!(origin.seen().len(), 2);
 }
+
+#[tokio::test]
+async fn an_app_can_choose_its_own_identity_headers() {
+    let key = TestKey::rsa("r1");
+    let idp = JwksServer::start(&[&key]).await;
+    let origin = Origin::start().await;
+    let gw = Gateway::start(&format!(
+        "
+jwt_issuers:
+  - {{id: main, issuer: '{}', jwks_uri: '{}', audiences: [api]}}
+apps:
+  - id: api
+    host: api.test
+    origin: {{url: '{}'}}
+    identity_headers: {{X-Auth-Request-Subject: sub, Remote-User: email}}
+    routes: [{{prefix: /api, action: jwt}}]
+",
+        idp.issuer(),
+        idp.jwks_uri(),
+        origin.url()
+    ))
+    .await;
+    assert_eq!(
+        call(gw.addr, "/api/x", &key.token(&claims(&idp.issuer())))
+            .await
+            .status,
+        200
+    );
+    let seen = origin.only();
+    assert_eq!(seen.header("x-auth-request-subject"), Some("user-1"));
+    assert_eq!(seen.header("remote-user"), Some("user@example.com"));
+    assert!(
+        seen.header("x-auth-request-email").is_none(),
+        "the global mapping is replaced"
+    );
+}
