@@ -11,6 +11,7 @@ use crate::config::{App, Gateway};
 use crate::tls::Sni;
 
 /// The downstream connection of a request.
+#[derive(Debug, Clone, Copy)]
 pub struct Connection {
     /// The connecting peer's IP.
     pub peer: Option<IpAddr>,

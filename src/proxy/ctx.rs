@@ -19,6 +19,8 @@ pub struct RequestCtx {
     pub request_id: String,
     /// Set once admission accepted the request head.
     pub admitted: Option<Admitted>,
+    /// Facts about the downstream connection, once the request was admitted.
+    pub connection: Option<crate::proxy::connection::Connection>,
     /// The verified identity, on authenticated routes.
     pub identity: Option<crate::authn::Identity>,
     /// The app of a refused request, when its host was known.
@@ -43,6 +45,7 @@ impl RequestCtx {
             started: Instant::now(),
             request_id: uuid::Uuid::new_v4().simple().to_string(),
             admitted: None,
+            connection: None,
             identity: None,
             refused_app: None,
             decision: "",

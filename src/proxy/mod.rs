@@ -131,13 +131,14 @@ impl ProxyHttp for AuthGate {
             ctx.admitted = Some(admitted);
             return self.refuse(session, ctx, Reject::Misdirected).await;
         }
-        let tls = Connection::of(session, &ctx.snapshot).tls;
+        let conn = Connection::of(session, &ctx.snapshot);
+        ctx.connection = Some(conn);
         let verdict = gate::decide(
             &self.sign_in,
             &ctx.snapshot,
             session.req_header(),
             &admitted,
-            tls,
+            conn.tls,
         )
         .await;
         ctx.admitted = Some(admitted);
@@ -186,7 +187,9 @@ impl ProxyHttp for AuthGate {
             Some(host) => upstream.insert_header(http::header::HOST, host.clone())?,
             None => upstream.insert_header(http::header::HOST, admitted.client_host.as_str())?,
         }
-        let conn = Connection::of(session, &ctx.snapshot);
+        let conn = ctx
+            .connection
+            .unwrap_or_else(|| Connection::of(session, &ctx.snapshot));
         let fwd = Forwarding {
             peer: conn.peer,
             peer_trusted: conn.peer_trusted,
