@@ -124,13 +124,23 @@ impl Origin {
     }
 }
 
-/// A port nothing listens on right now.
+/// A port nothing listens on right now, and never handed out before in this test process
+/// (the kernel picks `:0` ports at random, so two tests could otherwise be given the same one
+/// and talk to each other's gateway).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// The real gateway binary, running with a test configuration.
