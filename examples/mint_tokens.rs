@@ -15,7 +15,11 @@ fn main() {
     let count: usize = args.next().and_then(|c| c.parse().ok()).unwrap_or(10_000);
     let key = TestKey::rsa("bench");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("jwks.json"), json!({"keys": [key.jwk()]}).to_string()).unwrap();
+    std::fs::write(
+        dir.join("jwks.json"),
+        json!({"keys": [key.jwk()]}).to_string(),
+    )
+    .unwrap();
     let mut out = String::new();
     for i in 0..count {
         let claims = json!({"iss": "https://bench.authgate.test", "aud": "bench-api", "sub": format!("user-{i}"),
