@@ -61,7 +61,20 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
     server.bootstrap();
 
     let metrics = Arc::new(Metrics::new());
-    let readiness = Arc::new(Readiness::new(gateway.listeners.iter().map(|l| l.address)));
+    // Readiness connects to the listeners; a bare TCP connect to a TLS listener is a failed
+    // handshake in the logs, so plain listeners are probed when there are any.
+    let plain: Vec<_> = gateway
+        .listeners
+        .iter()
+        .filter(|l| l.role != ListenerRole::Tls)
+        .map(|l| l.address)
+        .collect();
+    let probe = if plain.is_empty() {
+        gateway.listeners.iter().map(|l| l.address).collect()
+    } else {
+        plain
+    };
+    let readiness = Arc::new(Readiness::new(probe));
     let store = Arc::new(MemoryStore::new(
         gateway.sessions.max_sessions,
         gateway.sessions.idle_timeout,
