@@ -59,8 +59,13 @@ struct FetchBook {
     /// The last fetch an unknown `kid` caused; scheduled refreshes do not count, so a key
     /// rotated in just after a refresh is still picked up at once.
     last_unknown_kid_fetch: Option<Instant>,
+    /// The last fetch made because no key was held at all (first use, or the endpoint down).
+    last_empty_fetch: Option<Instant>,
     jwks_uri: Option<String>,
 }
+
+/// While an issuer has no key at all, fetches on demand at most this often.
+const EMPTY_REFETCH: Duration = Duration::from_secs(1);
 
 /// One issuer's keys and the machinery that keeps them current.
 pub struct IssuerKeys {
@@ -156,15 +161,33 @@ impl IssuerKeys {
 
     /// Called for a token whose `kid` is unknown: fetches unless a fetch happened within the
     /// cooldown. Concurrent callers share one fetch.
-    pub async fn refresh_for_unknown_kid(self: &Arc<Self>) -> Arc<KeyState> {
+    ///
+    /// While no key is held at all (the first token raced the start-up fetch, or the endpoint
+    /// has never answered), fetches are limited to one a second instead, and do not use up the
+    /// unknown-`kid` cooldown — so a key rotated in right after start-up is still picked up.
+    pub async fn refresh_for_unknown_kid(self: &Arc<Self>, kid: Option<&str>) -> Arc<KeyState> {
         if !matches!(self.source, KeySource::Static) {
             let mut book = self.book.lock().await;
-            let recent = book
-                .last_unknown_kid_fetch
-                .is_some_and(|t| t.elapsed() < self.policy.unknown_kid_cooldown);
-            if !recent {
-                book.last_unknown_kid_fetch = Some(Instant::now());
-                self.fetch(&mut book).await;
+            // Another request's fetch may have brought the key while this one waited.
+            let held = self.state.load();
+            let now_known = kid.is_some_and(|k| held.keys.has_kid(k));
+            if !now_known {
+                let (last, interval) = if held.keys.is_empty() {
+                    (
+                        &mut book.last_empty_fetch,
+                        EMPTY_REFETCH.min(self.policy.unknown_kid_cooldown),
+                    )
+                } else {
+                    (
+                        &mut book.last_unknown_kid_fetch,
+                        self.policy.unknown_kid_cooldown,
+                    )
+                };
+                if last.is_none_or(|t| t.elapsed() >= interval) {
+                    *last = Some(Instant::now());
+                    drop(held);
+                    self.fetch(&mut book).await;
+                }
             }
         }
         self.current()

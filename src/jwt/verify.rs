@@ -295,7 +295,7 @@ impl Issuer {
         let kid = header.kid.as_deref();
         if state.keys.candidates(kid, alg).next().is_none() {
             if state.keys.is_empty() || kid.is_some_and(|k| !state.keys.has_kid(k)) {
-                state = self.keys.refresh_for_unknown_kid().await;
+                state = self.keys.refresh_for_unknown_kid(kid).await;
             }
             if state.keys.is_empty() {
                 return Err(TokenError::KeysUnavailable);
