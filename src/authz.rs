@@ -1,8 +1,6 @@
 //! Authorisation: does a verified identity meet a route's requirements?
 
-use serde_json::Value;
-
-use crate::jwt::ClaimSet;
+use crate::jwt::{ClaimSet, Shape};
 use crate::route::rules::Requirements;
 
 /// Which requirement failed.
@@ -23,52 +21,48 @@ pub enum Unmet {
 pub fn check(require: &Requirements, claims: &(impl ClaimSet + ?Sized)) -> Result<(), Unmet> {
     if !require.scopes.is_empty() {
         let granted = scopes(claims);
-        if !require.scopes.iter().all(|s| granted.contains(&s.as_str())) {
+        if !require.scopes.iter().all(|s| granted.contains(s)) {
             return Err(Unmet::Scope);
         }
     }
     if !require.groups.is_empty() {
         let member = ["groups", "roles"]
             .iter()
-            .any(|claim| values(claims.claim(claim)).any(|g| require.groups.contains(&g)));
+            .any(|claim| any_text(claims, claim, |g| require.groups.iter().any(|r| r == g)));
         if !member {
             return Err(Unmet::Group);
         }
     }
     for (claim, allowed) in &require.claims {
-        let ok = values(claims.claim(claim)).any(|v| allowed.contains(&v));
-        if !ok {
+        if !any_text(claims, claim, |v| allowed.iter().any(|a| a == v)) {
             return Err(Unmet::Claim);
         }
     }
     Ok(())
 }
 
-fn scopes(claims: &(impl ClaimSet + ?Sized)) -> Vec<&str> {
-    let mut out: Vec<&str> = claims
-        .claim("scope")
-        .and_then(Value::as_str)
-        .map(|s| s.split_ascii_whitespace().collect())
-        .unwrap_or_default();
-    if let Some(Value::Array(scp)) = claims.claim("scp") {
-        out.extend(scp.iter().filter_map(Value::as_str));
-    }
-    out
+/// Whether any of a claim's values (a string, number or bool, or such an array element)
+/// passes `test`.
+fn any_text(claims: &(impl ClaimSet + ?Sized), name: &str, test: impl Fn(&str) -> bool) -> bool {
+    let mut found = false;
+    claims.claim_texts(name, &mut |t| found = found || test(t));
+    found
 }
 
-/// A claim's values as text: a string, a number or bool, or each such element of an array.
-fn values(claim: Option<&Value>) -> impl Iterator<Item = String> + '_ {
-    let items: Box<dyn Iterator<Item = &Value>> = match claim {
-        Some(Value::Array(items)) => Box::new(items.iter()),
-        Some(other) => Box::new(std::iter::once(other)),
-        None => Box::new(std::iter::empty()),
-    };
-    items.filter_map(|v| match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    })
+/// Granted scopes: the space-separated `scope` string and the `scp` array.
+fn scopes(claims: &(impl ClaimSet + ?Sized)) -> Vec<String> {
+    let mut scope = Vec::new();
+    let shape = claims.claim_texts("scope", &mut |t| {
+        scope.extend(t.split_ascii_whitespace().map(str::to_string))
+    });
+    if shape != Some(Shape::Scalar) {
+        scope.clear();
+    }
+    let mut scp = Vec::new();
+    if claims.claim_texts("scp", &mut |t| scp.push(t.to_string())) == Some(Shape::List) {
+        scope.append(&mut scp);
+    }
+    scope
 }
 
 #[cfg(test)]

@@ -1,9 +1,8 @@
 //! The identity headers the origin receives, built from verified claims.
 
 use http::{HeaderName, HeaderValue};
-use serde_json::Value;
 
-use crate::jwt::ClaimSet;
+use crate::jwt::{ClaimSet, Shape};
 
 /// Header ← claim mappings, compiled.
 #[derive(Debug, Clone, Default)]
@@ -34,9 +33,17 @@ impl IdentityHeaders {
     ) -> Result<Vec<(HeaderName, HeaderValue)>, UnsafeClaim> {
         let mut out = Vec::with_capacity(self.mappings.len());
         for (header, claim) in &self.mappings {
-            let Some(text) = claims.claim(claim).and_then(as_text) else {
+            // A list's values are joined with commas.
+            let (mut text, mut first) = (String::new(), true);
+            let shape = claims.claim_texts(claim, &mut |t| {
+                if !std::mem::take(&mut first) {
+                    text.push(',');
+                }
+                text.push_str(t);
+            });
+            if !matches!(shape, Some(Shape::Scalar | Shape::List)) {
                 continue;
-            };
+            }
             if text.len() > self.max_value_bytes {
                 return Err(UnsafeClaim);
             }
@@ -47,25 +54,6 @@ impl IdentityHeaders {
             out.push((header.clone(), value));
         }
         Ok(out)
-    }
-}
-
-fn as_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Array(items) => Some(
-            items
-                .iter()
-                .filter_map(|v| match v {
-                    Value::Array(_) | Value::Object(_) => None,
-                    other => as_text(other),
-                })
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-        Value::Null | Value::Object(_) => None,
     }
 }
 

@@ -53,13 +53,13 @@ pub fn by_session(
     session: &crate::session::Session,
     admitted: &Admitted,
 ) -> Result<Identity, Reject> {
-    crate::authz::check(&admitted.require, &session.claims).map_err(Reject::Insufficient)?;
+    crate::authz::check(&admitted.require, &session.user).map_err(Reject::Insufficient)?;
     let headers = admitted
         .app
         .identity_headers
         .as_ref()
         .unwrap_or(&gw.identity_headers)
-        .render(&session.claims)
+        .render(&session.user)
         .map_err(|_| Reject::UnsafeIdentity)?;
     Ok(Identity {
         headers,

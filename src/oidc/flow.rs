@@ -237,7 +237,7 @@ impl SignIn {
         request_cookies(f.req)
             .into_iter()
             .filter(|(n, _)| *n == name)
-            .find_map(|(_, v)| self.keys(gw).open_session(&f.app.id, &v))
+            .find_map(|(_, v)| self.keys(gw).open_session(&f.app.id, v))
     }
 
     /// The request's live session, refreshing its tokens first when they are about to
@@ -250,7 +250,14 @@ impl SignIn {
         let Some(session) = self.store.get(&id).await else {
             return Lookup::Missing;
         };
-        if *session.app != *f.app.id {
+        // A session is worthless on another app, and once the app signs in with another
+        // provider (a reload changed it), its sessions from the old one end.
+        let same_provider = f
+            .app
+            .provider
+            .as_ref()
+            .is_some_and(|p| *p.id == *session.provider);
+        if *session.app != *f.app.id || !same_provider {
             return Lookup::Missing;
         }
         if !self.refresh_due(gw, &session) {
@@ -267,22 +274,14 @@ impl SignIn {
         if !self.refresh_due(gw, &session) {
             return Lookup::Valid(session);
         }
-        let (Some(provider), Some(refresh_token)) = (&f.app.provider, &session.refresh_token)
+        let (Some(provider), Some(refresh_token)) = (&f.app.provider, session.user.refresh_token())
         else {
             return Lookup::Valid(session);
         };
-        match provider
-            .refresh(refresh_token, &session.claims.to_map(), &session.id_token)
-            .await
-        {
+        match provider.refresh(refresh_token, &session.user).await {
             Ok(signed) => {
-                let renewed = Arc::new(Session {
-                    claims: signed.claims.into(),
-                    id_token: signed.id_token.into_boxed_str(),
-                    refresh_token: signed.refresh_token.map(String::into_boxed_str),
-                    tokens_expire_at: SystemTime::now() + signed.expires_in,
-                    ..(*session).clone()
-                });
+                let renewed =
+                    Arc::new(session.renewed(signed.user, SystemTime::now() + signed.expires_in));
                 self.store.put(id, renewed.clone()).await;
                 Lookup::Valid(renewed)
             }
@@ -295,8 +294,8 @@ impl SignIn {
     }
 
     fn refresh_due(&self, gw: &Gateway, session: &Session) -> bool {
-        session.refresh_token.is_some()
-            && SystemTime::now() + gw.sessions.refresh_before_expiry >= session.tokens_expire_at
+        session.user.refresh_token().is_some()
+            && SystemTime::now() + gw.sessions.refresh_before_expiry >= session.tokens_expire_at()
     }
 
     /// The answer for a session route without a session: a redirect to the provider for a
@@ -362,7 +361,7 @@ impl SignIn {
             names.set(name, sealed, gw.sessions.login_timeout.as_secs() as i64),
         );
         // Keep the number of pending sign-ins bounded, so cookies never outgrow header limits.
-        let pending: Vec<String> = request_cookies(f.req)
+        let pending: Vec<&str> = request_cookies(f.req)
             .into_iter()
             .map(|(n, _)| n)
             .filter(|n| names.is_login(n))
@@ -370,7 +369,7 @@ impl SignIn {
         let keep = gw.sessions.max_pending_logins.saturating_sub(1);
         let drop = pending.len().saturating_sub(keep);
         for old in pending.into_iter().take(drop) {
-            answer = answer.header(http::header::SET_COOKIE, names.clear(old));
+            answer = answer.header(http::header::SET_COOKIE, names.clear(old.to_string()));
         }
         answer
     }
@@ -397,9 +396,7 @@ impl SignIn {
 
     async fn me(&self, gw: &Gateway, f: &RequestFacts<'_>) -> Answer {
         match self.session(gw, f).await {
-            Lookup::Valid(s) => {
-                Answer::json(200, "me", serde_json::Value::Object(s.claims.to_map()))
-            }
+            Lookup::Valid(s) => Answer::json(200, "me", serde_json::Value::Object(s.user.claims())),
             Lookup::Missing => Answer::json(
                 401,
                 "unauthenticated",
@@ -437,7 +434,7 @@ impl SignIn {
             .find(|(n, _)| *n == cookie_name)
             .map(|(_, v)| v);
         let pending: Option<PendingLogin> = sealed
-            .and_then(|v| self.keys(gw).open(&f.app.id, &cookie_name, &v))
+            .and_then(|v| self.keys(gw).open(&f.app.id, &cookie_name, v))
             .and_then(|plain| serde_json::from_slice(&plain).ok());
         let Some(pending) = pending else {
             return fail(
@@ -529,15 +526,13 @@ impl SignIn {
     async fn create_session(&self, app: &App, provider: &Provider, signed: SignedIn) -> SessionId {
         let id = new_id();
         let now = SystemTime::now();
-        let session = Session {
-            app: app.id.clone(),
-            provider: provider.id.clone(),
-            claims: signed.claims.into(),
-            id_token: signed.id_token.into_boxed_str(),
-            refresh_token: signed.refresh_token.map(String::into_boxed_str),
-            tokens_expire_at: now + signed.expires_in,
-            expires_at: now + app.session_duration,
-        };
+        let session = Session::new(
+            app.id.clone(),
+            provider.id.clone(),
+            signed.user,
+            now + signed.expires_in,
+            now + app.session_duration,
+        );
         self.store.put(id, Arc::new(session)).await;
         id
     }
@@ -576,7 +571,7 @@ impl SignIn {
                 if let Some(end) = &d.end_session_endpoint {
                     if let Ok(mut url) = url::Url::parse(end) {
                         url.query_pairs_mut()
-                            .append_pair("id_token_hint", &session.id_token)
+                            .append_pair("id_token_hint", &session.user.id_token())
                             .append_pair("post_logout_redirect_uri", &landing_url);
                         location = url.to_string();
                     }

@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use crate::config::Secret;
 use crate::jwt::{Claims, Issuer};
+use crate::session::UserRecord;
 
 /// Metadata fields authgate reads beyond the core set.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -89,14 +90,20 @@ pub enum ProviderError {
 
 /// Tokens after a code or refresh exchange, with the validated identity.
 pub struct SignedIn {
-    /// Validated claims (ID token, merged with userinfo when enabled).
-    pub claims: Claims,
-    /// The raw ID token.
-    pub id_token: String,
-    /// The refresh token, if issued.
-    pub refresh_token: Option<String>,
+    /// Validated claims (ID token, merged with userinfo when enabled), the raw ID token and
+    /// the refresh token, packed for the session store.
+    pub user: UserRecord,
     /// When the access token (or else the ID token) expires.
     pub expires_in: Duration,
+}
+
+fn record(
+    claims: &Claims,
+    id_token: &str,
+    refresh_token: Option<&str>,
+) -> Result<UserRecord, ProviderError> {
+    UserRecord::new(claims, id_token, refresh_token)
+        .map_err(|e| ProviderError::IdToken(e.to_string()))
 }
 
 /// A configured provider.
@@ -322,21 +329,21 @@ impl Provider {
         } else {
             claims
         };
+        let refresh_token = response.refresh_token().map(|t| t.secret().as_str());
         Ok(SignedIn {
             expires_in: expires_in(response.expires_in(), &claims),
-            claims,
-            id_token,
-            refresh_token: response.refresh_token().map(|t| t.secret().clone()),
+            user: record(&claims, &id_token, refresh_token)?,
         })
     }
 
-    /// Uses a refresh token; the new ID token (if any) must name the same subject.
+    /// Uses the refresh token of a signed-in user; the new ID token (if any) must name the
+    /// same subject.
     pub async fn refresh(
         &self,
         refresh_token: &str,
-        previous: &Claims,
-        previous_id_token: &str,
+        previous_user: &UserRecord,
     ) -> Result<SignedIn, ProviderError> {
+        let previous = previous_user.claims();
         let d = self.discovered().await?;
         let token = RefreshToken::new(refresh_token.to_string());
         let response = d
@@ -357,18 +364,15 @@ impl Provider {
                 }
                 (claims, raw)
             }
-            None => (previous.clone(), previous_id_token.to_string()),
+            None => (previous, previous_user.id_token()),
         };
+        // Rotating refresh tokens: keep the new one; otherwise the old one stays valid.
+        let refresh_token = response
+            .refresh_token()
+            .map_or(refresh_token, |t| t.secret().as_str());
         Ok(SignedIn {
             expires_in: expires_in(response.expires_in(), &claims),
-            claims,
-            id_token,
-            // Rotating refresh tokens: keep the new one; otherwise the old one stays valid.
-            refresh_token: Some(
-                response
-                    .refresh_token()
-                    .map_or_else(|| refresh_token.to_string(), |t| t.secret().clone()),
-            ),
+            user: record(&claims, &id_token, Some(refresh_token))?,
         })
     }
 

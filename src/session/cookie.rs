@@ -1,6 +1,6 @@
 //! The gateway's cookies.
 //!
-//! - The **session cookie** holds a random 32-byte id and a MAC over (app, id): a forged or
+//! - The **session cookie** holds a random 128-bit id and a MAC over (app, id): a forged or
 //!   tampered cookie is refused without a store lookup, and a cookie from one app's host is
 //!   worthless on another's.
 //! - A **login cookie** (one per sign-in in progress, so parallel tabs work) holds the state,
@@ -19,11 +19,13 @@ use cookie::{Cookie, SameSite};
 use http::HeaderValue;
 use pingora::http::RequestHeader;
 
-use super::SessionId;
+use super::{SessionId, ID_LEN};
 
 /// Cookie names start with this (after any `__Host-` prefix).
 pub const COOKIE_PREFIX: &str = "authgate";
 const MAC_LEN: usize = 16;
+/// Characters in a session cookie's value: base64 of the id and the MAC.
+const SESSION_COOKIE_LEN: usize = ((ID_LEN + MAC_LEN) * 4).div_ceil(3);
 
 struct KeyMaterial {
     mac: hmac::Key,
@@ -72,7 +74,7 @@ impl CookieKeys {
     /// The session cookie value for `id` in `app`.
     pub fn sign_session(&self, app: &str, id: &SessionId) -> String {
         let tag = hmac::sign(&self.keys[0].mac, &mac_input(app, id));
-        let mut raw = Vec::with_capacity(32 + MAC_LEN);
+        let mut raw = Vec::with_capacity(ID_LEN + MAC_LEN);
         raw.extend_from_slice(id);
         raw.extend_from_slice(&tag.as_ref()[..MAC_LEN]);
         URL_SAFE_NO_PAD.encode(raw)
@@ -80,11 +82,14 @@ impl CookieKeys {
 
     /// The session id in a cookie value, if its MAC verifies for `app` under any key.
     pub fn open_session(&self, app: &str, value: &str) -> Option<SessionId> {
-        if value.len() != 64 {
+        if value.len() != SESSION_COOKIE_LEN {
             return None;
         }
         let raw = URL_SAFE_NO_PAD.decode(value).ok()?;
-        let (id, tag) = raw.split_at(32);
+        if raw.len() != ID_LEN + MAC_LEN {
+            return None;
+        }
+        let (id, tag) = raw.split_at(ID_LEN);
         let id: SessionId = id.try_into().ok()?;
         let input = mac_input(app, &id);
         self.keys
@@ -203,14 +208,14 @@ impl CookieNames {
 }
 
 /// Every cookie (name, value) a request carries, in order.
-pub fn request_cookies(req: &RequestHeader) -> Vec<(String, String)> {
+pub fn request_cookies(req: &RequestHeader) -> Vec<(&str, &str)> {
     req.headers
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| Cookie::split_parse(v.to_string()))
+        .flat_map(Cookie::split_parse)
         .filter_map(Result::ok)
-        .map(|c| (c.name().to_string(), c.value().to_string()))
+        .filter_map(|c| Some((c.name_raw()?, c.value_raw()?)))
         .collect()
 }
 

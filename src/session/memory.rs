@@ -1,6 +1,12 @@
 //! The in-memory session store: bounded, with each session expiring at the earlier of its
 //! absolute end and `idle_timeout` after its last use.
+//!
+//! Sessions are many and each must stay small, so the store is `quick_cache` (a hash table
+//! with a scan-resistant eviction policy and tens of bytes of overhead per entry; moka's
+//! per-entry expiry timers cost ~340 bytes each). Expiry is checked on every read, and
+//! expired sessions are swept out at most once a minute so their memory is returned.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -8,84 +14,80 @@ use async_trait::async_trait;
 
 use super::{Session, SessionId, SessionStore};
 
-struct Lifetime {
-    idle: Duration,
-}
+/// How often `put` sweeps expired sessions out.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
-impl Lifetime {
-    fn left(&self, session: &Session) -> Duration {
-        self.idle.min(session.remaining())
-    }
-}
-
-impl moka::Expiry<SessionId, Arc<Session>> for Lifetime {
-    fn expire_after_create(&self, _: &SessionId, s: &Arc<Session>, _: Instant) -> Option<Duration> {
-        Some(self.left(s))
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &SessionId,
-        s: &Arc<Session>,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(self.left(s))
-    }
-
-    fn expire_after_read(
-        &self,
-        _: &SessionId,
-        s: &Arc<Session>,
-        _: Instant,
-        _: Option<Duration>,
-        _: Instant,
-    ) -> Option<Duration> {
-        Some(self.left(s))
-    }
-}
-
-/// Sessions in this process's memory (moka).
+/// Sessions in this process's memory.
 pub struct MemoryStore {
-    sessions: moka::sync::Cache<SessionId, Arc<Session>>,
+    sessions: quick_cache::sync::Cache<SessionId, Arc<Session>>,
+    idle: Duration,
+    started: Instant,
+    /// Milliseconds after `started` when the next sweep is due.
+    next_sweep: AtomicU64,
 }
 
 impl MemoryStore {
     /// A store of at most `capacity` sessions, each dropped after `idle` without use.
     pub fn new(capacity: u64, idle: Duration) -> MemoryStore {
         MemoryStore {
-            sessions: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(Lifetime { idle })
-                .build(),
+            sessions: quick_cache::sync::Cache::new(capacity.try_into().unwrap_or(usize::MAX)),
+            idle,
+            started: Instant::now(),
+            next_sweep: AtomicU64::new(SWEEP_EVERY.as_millis() as u64),
         }
     }
 
-    /// Sessions held (approximate until pending maintenance runs).
+    /// Sessions held (expired ones included until the next sweep).
     pub fn len(&self) -> u64 {
-        self.sessions.run_pending_tasks();
-        self.sessions.entry_count()
+        self.sessions.len() as u64
     }
 
     /// True when no session is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    fn alive(&self, session: &Session) -> bool {
+        !session.remaining().is_zero() && session.idle_for() < self.idle
+    }
+
+    /// Drops expired sessions, at most once per `SWEEP_EVERY` (one caller wins the race).
+    fn sweep_if_due(&self) {
+        let now = self.started.elapsed().as_millis() as u64;
+        let due = self.next_sweep.load(Ordering::Relaxed);
+        if now < due {
+            return;
+        }
+        let next = now + SWEEP_EVERY.as_millis() as u64;
+        if self
+            .next_sweep
+            .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.sessions.retain(|_, s| self.alive(s));
+        }
+    }
 }
 
 #[async_trait]
 impl SessionStore for MemoryStore {
     async fn get(&self, id: &SessionId) -> Option<Arc<Session>> {
-        // The cache's timer is coarse: check the absolute expiry on every read too.
-        self.sessions.get(id).filter(|s| !s.remaining().is_zero())
+        let session = self.sessions.get(id)?;
+        if !self.alive(&session) {
+            self.sessions.remove(id);
+            return None;
+        }
+        session.touch();
+        Some(session)
     }
 
     async fn put(&self, id: SessionId, session: Arc<Session>) {
+        self.sweep_if_due();
         self.sessions.insert(id, session);
     }
 
     async fn remove(&self, id: &SessionId) {
-        self.sessions.invalidate(id);
+        self.sessions.remove(id);
     }
 }
 
@@ -95,15 +97,14 @@ mod tests {
     use std::time::SystemTime;
 
     fn session(lasts: Duration) -> Arc<Session> {
-        Arc::new(Session {
-            app: Arc::from("a"),
-            provider: Arc::from("p"),
-            claims: serde_json::Map::new().into(),
-            id_token: "".into(),
-            refresh_token: None,
-            tokens_expire_at: SystemTime::now() + lasts,
-            expires_at: SystemTime::now() + lasts,
-        })
+        let user = super::super::UserRecord::new(&serde_json::Map::new(), "a.e30.c", None).unwrap();
+        Arc::new(Session::new(
+            Arc::from("a"),
+            Arc::from("p"),
+            user,
+            SystemTime::now() + lasts,
+            SystemTime::now() + lasts,
+        ))
     }
 
     #[tokio::test]
@@ -126,5 +127,27 @@ mod tests {
         assert!(store.get(&c).await.is_none(), "idle timeout passed");
         store.remove(&b).await;
         assert!(store.get(&b).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn expired_sessions_are_swept_out() {
+        let store = MemoryStore::new(100, Duration::from_secs(60));
+        let (short, long) = (super::super::new_id(), super::super::new_id());
+        store.put(short, session(Duration::from_millis(50))).await;
+        store.put(long, session(Duration::from_secs(60))).await;
+        assert_eq!(store.len(), 2);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        store
+            .put(super::super::new_id(), session(Duration::from_secs(60)))
+            .await;
+        assert_eq!(store.len(), 3, "no sweep before one is due");
+        // Make the next put sweep.
+        store.next_sweep.store(0, Ordering::Relaxed);
+        store
+            .put(super::super::new_id(), session(Duration::from_secs(60)))
+            .await;
+        assert_eq!(store.len(), 3, "the expired session was swept out");
+        assert!(store.get(&long).await.is_some());
+        assert!(store.get(&short).await.is_none());
     }
 }

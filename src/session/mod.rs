@@ -3,72 +3,39 @@
 
 pub mod cookie;
 pub mod memory;
+pub mod record;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
-use serde_json::Value;
+use crate::jwt::ClaimSet;
+pub use record::UserRecord;
 
-use crate::jwt::{ClaimSet, Claims};
+/// Bytes in a session id: 128 random bits, as OWASP recommends (the cookie adds a MAC).
+pub const ID_LEN: usize = 16;
 
-/// A session's claims, stored compactly: one boxed slice sorted by name, looked up by binary
-/// search. A `serde_json` map of the same claims takes about twice the memory (B-tree nodes
-/// sized for eleven entries), and sessions are many.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CompactClaims(Box<[(Box<str>, Value)]>);
-
-impl CompactClaims {
-    /// The claims as a JSON map (for `/_auth/me` and token refresh; not the hot path).
-    pub fn to_map(&self) -> Claims {
-        self.0
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect()
-    }
-}
-
-impl From<Claims> for CompactClaims {
-    fn from(claims: Claims) -> CompactClaims {
-        let mut entries: Vec<(Box<str>, Value)> = claims
-            .into_iter()
-            .map(|(k, v)| (k.into_boxed_str(), v))
-            .collect();
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        CompactClaims(entries.into_boxed_slice())
-    }
-}
-
-impl ClaimSet for CompactClaims {
-    fn claim(&self, name: &str) -> Option<&Value> {
-        self.0
-            .binary_search_by(|(k, _)| (**k).cmp(name))
-            .ok()
-            .map(|i| &self.0[i].1)
-    }
-}
-
-/// A session id: 32 random bytes.
-pub type SessionId = [u8; 32];
+/// A session id.
+pub type SessionId = [u8; ID_LEN];
 
 /// One signed-in browser session of one app.
-#[derive(Clone)]
 pub struct Session {
     /// The app the session belongs to; it is worthless on any other.
     pub app: Arc<str>,
     /// The OIDC provider that signed the user in.
     pub provider: Arc<str>,
-    /// The user's claims (ID token, merged with userinfo when enabled).
-    pub claims: CompactClaims,
-    /// The raw ID token, kept for `id_token_hint` at sign-out.
-    pub id_token: Box<str>,
-    /// The refresh token, if the provider issued one.
-    pub refresh_token: Option<Box<str>>,
-    /// When the tokens should be refreshed (expiry of the access token, or of the ID token).
-    pub tokens_expire_at: SystemTime,
+    /// The user's claims (ID token, merged with userinfo when enabled), the ID token (for
+    /// `id_token_hint` at sign-out) and the refresh token.
+    pub user: UserRecord,
+    /// When the tokens should be refreshed (expiry of the access token, or of the ID token),
+    /// in milliseconds since the Unix epoch (the times are kept as 8 bytes, not 16).
+    tokens_expire_at: u64,
     /// The absolute end of the session (sign-in time + the app's `session_duration`).
-    pub expires_at: SystemTime,
+    expires_at: u64,
+    /// Last use (the idle timer).
+    last_used: AtomicU64,
 }
 
 impl std::fmt::Debug for Session {
@@ -77,18 +44,65 @@ impl std::fmt::Debug for Session {
         f.debug_struct("Session")
             .field("app", &self.app)
             .field("provider", &self.provider)
-            .field("sub", &self.claims.claim("sub"))
-            .field("expires_at", &self.expires_at)
+            .field("sub", &self.user.claim("sub"))
+            .field("expires_at", &self.expires_at())
             .finish()
     }
 }
 
 impl Session {
+    /// A session that starts now.
+    pub fn new(
+        app: Arc<str>,
+        provider: Arc<str>,
+        user: UserRecord,
+        tokens_expire_at: SystemTime,
+        expires_at: SystemTime,
+    ) -> Session {
+        Session {
+            app,
+            provider,
+            user,
+            tokens_expire_at: millis(tokens_expire_at),
+            expires_at: millis(expires_at),
+            last_used: AtomicU64::new(now_millis()),
+        }
+    }
+
+    /// The same sign-in with renewed tokens (after a refresh); the idle timer restarts.
+    pub fn renewed(&self, user: UserRecord, tokens_expire_at: SystemTime) -> Session {
+        Session::new(
+            self.app.clone(),
+            self.provider.clone(),
+            user,
+            tokens_expire_at,
+            self.expires_at(),
+        )
+    }
+
+    /// When the tokens should be refreshed.
+    pub fn tokens_expire_at(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.tokens_expire_at)
+    }
+
+    /// The absolute end of the session.
+    pub fn expires_at(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.expires_at)
+    }
+
+    /// Time since the session was last used.
+    pub fn idle_for(&self) -> Duration {
+        Duration::from_millis(now_millis().saturating_sub(self.last_used.load(Ordering::Relaxed)))
+    }
+
+    /// Counts a use: the idle timer restarts.
+    pub fn touch(&self) {
+        self.last_used.store(now_millis(), Ordering::Relaxed);
+    }
+
     /// Time left before the absolute expiry (zero once passed).
     pub fn remaining(&self) -> Duration {
-        self.expires_at
-            .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO)
+        Duration::from_millis(self.expires_at.saturating_sub(now_millis()))
     }
 }
 
@@ -104,26 +118,18 @@ pub trait SessionStore: Send + Sync {
     async fn remove(&self, id: &SessionId);
 }
 
-/// A fresh random session id.
-pub fn new_id() -> SessionId {
-    let mut id = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut id).expect("the system random source is available");
-    id
+fn millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+fn now_millis() -> u64 {
+    millis(SystemTime::now())
+}
 
-    #[test]
-    fn compact_claims_find_every_claim() {
-        let claims = serde_json::json!({"sub": "u", "groups": ["a"], "email": "e", "z": 1});
-        let map = claims.as_object().unwrap().clone();
-        let compact = CompactClaims::from(map.clone());
-        for (k, v) in &map {
-            assert_eq!(compact.claim(k), Some(v));
-        }
-        assert_eq!(compact.claim("missing"), None);
-        assert_eq!(compact.to_map(), map);
-    }
+/// A fresh random session id.
+pub fn new_id() -> SessionId {
+    let mut id = [0u8; ID_LEN];
+    aws_lc_rs::rand::fill(&mut id).expect("the system random source is available");
+    id
 }

@@ -161,4 +161,9 @@ apps:
     );
     assert!(location.contains("id_token_hint="));
     assert_eq!(b.get(&format!("{base}/_auth/me")).await.status, 401);
+    // The provider accepts the hint (it checks the signature and that it issued the token)
+    // and asks the user to confirm signing out there too.
+    let end = b.get(&location).await;
+    assert_eq!(end.status, 200, "{}", end.body);
+    assert!(end.body.contains("/session/end/confirm"), "{}", end.body);
 }

@@ -55,6 +55,7 @@ struct State {
     token_calls: usize,
     refresh_calls: usize,
     end_session_calls: Vec<String>,
+    issued_id_tokens: Vec<String>,
 }
 
 /// The provider.
@@ -105,6 +106,11 @@ impl TestIdp {
 
     pub fn refresh_calls(&self) -> usize {
         self.state.lock().unwrap().refresh_calls
+    }
+
+    /// Every ID token issued so far, in order.
+    pub fn issued_id_tokens(&self) -> Vec<String> {
+        self.state.lock().unwrap().issued_id_tokens.clone()
     }
 
     pub fn end_session_calls(&self) -> Vec<String> {
@@ -254,6 +260,7 @@ impl TestIdp {
                     .insert(refresh.clone(), "user-1".into());
                 let nonce = knobs.id_nonce.clone().unwrap_or(grant.nonce);
                 let id_token = self.id_token(&knobs, Some(&nonce));
+                state.issued_id_tokens.push(id_token.clone());
                 json_response(
                     200,
                     json!({"access_token": "access-1", "token_type": "Bearer",
@@ -271,11 +278,13 @@ impl TestIdp {
                 state
                     .refresh_tokens
                     .insert(rotated.clone(), "user-1".into());
+                let id_token = self.id_token(&Knobs::default(), None);
+                state.issued_id_tokens.push(id_token.clone());
                 json_response(
                     200,
                     json!({"access_token": "access-2", "token_type": "Bearer",
                            "expires_in": knobs.refreshed_expires_in.unwrap_or(3600),
-                           "id_token": self.id_token(&Knobs::default(), None),
+                           "id_token": id_token,
                            "refresh_token": rotated}),
                 )
             }
