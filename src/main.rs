@@ -9,6 +9,12 @@ use clap::{Parser, Subcommand};
 use authgate::config;
 use authgate::demo::{self, DemoAddresses};
 
+/// mimalloc: the proxy path allocates and frees many small buffers per request, and glibc's
+/// allocator spent about a quarter of the gateway's instructions on them (callgrind,
+/// BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "authgate",
