@@ -1,41 +1,69 @@
 #!/usr/bin/env bash
-# authgate's load harness: the gateway side by side with nginx on one machine, in one run.
+# authgate's load harness: the gateway side by side with nginx and Apache mod_auth_openidc on
+# one machine, in one run.
 #
 #   benches/load/run.sh            # full run: 3 interleaved rounds of 10 s per scenario
-#   benches/load/run.sh --quick    # smoke run: 1 round of 2 s per scenario
+#   benches/load/run.sh --quick    # smoke run (CI): 1 round of 2 s, debug build, 2,000 sessions
 #
 # Everything runs on loopback: an nginx origin (`return 200`), nginx proxying to it with
-# upstream keep-alive, the npm `oidc-provider` as the identity provider, and authgate (release
-# build, 2 worker threads; nginx gets 2 workers too). Writes benches/load/results.md and
-# benches/load/results.svg. Needs Debian/Ubuntu (installs nginx-light and wrk with apt).
+# upstream keep-alive, Apache httpd + mod_auth_openidc protecting the origin (an OIDC session
+# and a JWT resource server), the npm `oidc-provider` as the identity provider, and authgate.
+# nginx gets 2 workers, Apache 2 server processes, authgate 2 worker threads. Writes
+# benches/load/results.md and benches/load/results.svg (the full run; --quick writes to
+# target/load-quick/). Needs Debian/Ubuntu: installs nginx-light, wrk, apache2,
+# libapache2-mod-auth-openidc and openssl with apt, and oha (open-loop load) with cargo.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=benches/load
 
-duration=10s rounds=3 connections=64 threads=2
-if [ "${1:-}" = "--quick" ]; then duration=2s rounds=1; fi
+duration=10s rounds=3 connections=64 threads=2 sessions=100000 profile=release
+out=$here open_loop_secs=10
+if [ "${1:-}" = "--quick" ]; then
+  duration=2s rounds=1 sessions=2000 profile=debug out=target/load-quick open_loop_secs=2
+fi
+mkdir -p "$out"
 
 scripts/install-deps
 need=()
 command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v apache2 >/dev/null 2>&1 || need+=(apache2)
+[ -e /usr/lib/apache2/modules/mod_auth_openidc.so ] || need+=(libapache2-mod-auth-openidc)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
   $sudo apt-get install -y --no-install-recommends "${need[@]}" \
     || { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends "${need[@]}"; }
 fi
+export PATH="$HOME/.cargo/bin:$PATH"
+command -v oha >/dev/null 2>&1 || cargo install --locked --quiet oha
 npm ci --prefix tests/oidc-provider --no-audit --no-fund --loglevel=error
-cargo build --release --quiet --bin authgate --example mint_tokens
+if [ "$profile" = release ]; then
+  cargo build --release --quiet --bin authgate --example mint_tokens --example sign_in_many
+else
+  cargo build --quiet --bin authgate --example mint_tokens --example sign_in_many
+fi
+bin=target/$profile
 
 work=$(mktemp -d)
+chmod 755 "$work"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$work/apache/httpd.pid" ] && kill "$(cat "$work/apache/httpd.pid")" 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 origin=18181 proxy=18182 idp=18183 gw=18180 admin=18190 gw_nocache=18184 admin_nocache=18191
+apache=18185 jwks_tls=18186 gw_sessions=18187 admin_sessions=18194
+demo_gw=18192 demo_admin=18193 demo_idp=18188 demo_origin=18189
 
-# --- nginx: the origin and the plain proxy hop --------------------------------------------
-mkdir -p "$work/nginx/logs"
+# --- nginx: the origin, the plain proxy hop, and the JWKS for Apache (which wants https) ----
+mkdir -p "$work/nginx/logs" "$work/apache"
+"$bin/examples/mint_tokens" "$work/jwt" 20000
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+  -keyout "$work/jwks.key" -out "$work/jwks.crt" 2>/dev/null
 cat > "$work/nginx/nginx.conf" <<CONF
 worker_processes 2;
 pid $work/nginx/nginx.pid;
@@ -50,16 +78,90 @@ http {
     listen 127.0.0.1:$proxy;
     location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
+  server {
+    listen 127.0.0.1:$jwks_tls ssl;
+    ssl_certificate $work/jwks.crt; ssl_certificate_key $work/jwks.key;
+    location = /jwks.json { alias $work/jwt/jwks.json; }
+  }
 }
 CONF
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g "daemon off;" &
 pids+=($!)
 
-# --- the identity provider and tokens -----------------------------------------------------
+# --- the identity providers --------------------------------------------------------------
 PORT=$idp REDIRECT_URI="http://127.0.0.1:$gw/_auth/callback" POST_LOGOUT_URI="http://127.0.0.1:$gw/" \
-  node tests/oidc-provider/server.mjs >/dev/null &
+  APACHE_REDIRECT_URI="http://127.0.0.1:$apache/session/redirect_uri" \
+  node tests/oidc-provider/server.mjs >/dev/null 2>&1 &
 pids+=($!)
-target/release/examples/mint_tokens "$work/jwt" 20000
+# authgate's development provider signs in fast enough to create 100,000 sessions; only its
+# provider part is used (its own gateway stays idle).
+"$bin/authgate" demo --listen "127.0.0.1:$demo_gw" --admin "127.0.0.1:$demo_admin" \
+  --origin "127.0.0.1:$demo_origin" --idp "127.0.0.1:$demo_idp" >/dev/null 2>&1 &
+pids+=($!)
+
+ready() { curl -fsk "$1" >/dev/null 2>&1; }
+wait_for() {
+  local url
+  for _ in $(seq 300); do
+    for url in "$@"; do ready "$url" || { sleep 0.1; continue 2; }; done
+    return 0
+  done
+  echo "not ready: $*" >&2
+  exit 1
+}
+# The gateways discover the providers at start, so the providers come first.
+wait_for "http://127.0.0.1:$idp/.well-known/openid-configuration" \
+  "http://127.0.0.1:$demo_idp/.well-known/openid-configuration" \
+  "https://127.0.0.1:$jwks_tls/jwks.json" "http://127.0.0.1:$origin/"
+
+# --- Apache httpd + mod_auth_openidc --------------------------------------------------------
+modules=/usr/lib/apache2/modules
+cat > "$work/apache/httpd.conf" <<CONF
+ServerRoot "$work/apache"
+ServerName bench.test
+Listen 127.0.0.1:$apache
+PidFile $work/apache/httpd.pid
+ErrorLog $work/apache/error.log
+LogLevel error
+LoadModule mpm_event_module $modules/mod_mpm_event.so
+LoadModule authn_core_module $modules/mod_authn_core.so
+LoadModule authz_core_module $modules/mod_authz_core.so
+LoadModule authz_user_module $modules/mod_authz_user.so
+LoadModule proxy_module $modules/mod_proxy.so
+LoadModule proxy_http_module $modules/mod_proxy_http.so
+LoadModule auth_openidc_module $modules/mod_auth_openidc.so
+User nobody
+Group nogroup
+StartServers 2
+ServerLimit 2
+ThreadLimit 64
+ThreadsPerChild 64
+MinSpareThreads 64
+MaxSpareThreads 128
+MaxRequestWorkers 128
+KeepAlive On
+MaxKeepAliveRequests 0
+KeepAliveTimeout 60
+OIDCProviderMetadataURL http://127.0.0.1:$idp/.well-known/openid-configuration
+OIDCClientID apache
+OIDCClientSecret apache-test-secret
+OIDCRedirectURI http://127.0.0.1:$apache/session/redirect_uri
+OIDCCryptoPassphrase load-harness-apache-passphrase
+OIDCPKCEMethod S256
+OIDCScope "openid email"
+OIDCOAuthVerifyJwksUri https://127.0.0.1:$jwks_tls/jwks.json
+OIDCOAuthSSLValidateServer Off
+OIDCOAuthRemoteUserClaim sub
+<Location /session>
+  AuthType openid-connect
+  Require valid-user
+</Location>
+<Location /jwt>
+  AuthType oauth20
+  Require valid-user
+</Location>
+ProxyPass / http://127.0.0.1:$origin/ keepalive=On
+CONF
 
 # --- authgate -----------------------------------------------------------------------------
 cat > "$work/authgate.yaml" <<CONF
@@ -82,7 +184,8 @@ apps:
       - {prefix: /jwt, action: jwt}
       - {prefix: /session, action: session}
 CONF
-target/release/authgate run -c "$work/authgate.yaml" &
+# Gateway logs go to files: pingora reports each connection wrk drops at the end of a run.
+"$bin/authgate" run -c "$work/authgate.yaml" 2>"$work/authgate.log" &
 gw_pid=$!
 pids+=($gw_pid)
 # The same gateway with the verified-token cache off: every bearer token is a cache miss, so
@@ -90,19 +193,44 @@ pids+=($gw_pid)
 sed -e "s/127.0.0.1:$gw'/127.0.0.1:$gw_nocache'/" -e "s/127.0.0.1:$admin'/127.0.0.1:$admin_nocache'/" \
   "$work/authgate.yaml" > "$work/authgate-nocache.yaml"
 echo "limits: {verified_token_cache_entries: 0}" >> "$work/authgate-nocache.yaml"
-target/release/authgate run -c "$work/authgate-nocache.yaml" &
+"$bin/authgate" run -c "$work/authgate-nocache.yaml" 2>"$work/authgate-nocache.log" &
 nocache_pid=$!
 pids+=($nocache_pid)
+# A third gateway, signed into many times through the development provider, for the memory
+# held by live sessions.
+cat > "$work/authgate-sessions.yaml" <<CONF
+listen: [{address: '127.0.0.1:$gw_sessions'}]
+admin: {listen: '127.0.0.1:$admin_sessions'}
+server: {threads: 2, drain_timeout: 0s}
+log: {level: warn}
+oidc_providers:
+  - {id: dev, issuer: 'http://127.0.0.1:$demo_idp', client_id: authgate-demo}
+sessions: {cookie_keys: ['load-harness-cookie-key-0123456789abcdef'], max_sessions: $((sessions * 2))}
+apps:
+  - id: bench
+    host: bench.test
+    custom_domains: [127.0.0.1]
+    origin: {url: 'http://127.0.0.1:$origin'}
+    routes: [{prefix: /session, action: session}]
+CONF
+"$bin/authgate" run -c "$work/authgate-sessions.yaml" 2>"$work/authgate-sessions.log" &
+sessions_pid=$!
+pids+=($sessions_pid)
 
-for _ in $(seq 100); do
-  curl -fs "http://127.0.0.1:$admin/readyz" >/dev/null 2>&1 \
-    && curl -fs "http://127.0.0.1:$admin_nocache/readyz" >/dev/null 2>&1 \
-    && curl -fs "http://127.0.0.1:$idp/.well-known/openid-configuration" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-rss_idle_kb=$(awk '/VmRSS/ {print $2}' "/proc/$gw_pid/status")
+wait_for "http://127.0.0.1:$admin/readyz" "http://127.0.0.1:$admin_nocache/readyz" \
+  "http://127.0.0.1:$admin_sessions/readyz"
+apache2 -f "$work/apache/httpd.conf" -k start
+for _ in $(seq 100); do [ -f "$work/apache/httpd.pid" ] && break; sleep 0.1; done
+sleep 0.5
+apache_pids() { pgrep -d, -f "apache2 -f $work/apache/httpd.conf"; }
+
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+rss_idle_kb=$(rss_kb "$gw_pid")
 cookie=$(python3 $here/signin.py "http://127.0.0.1:$gw/session/start")
+apache_cookie=$(python3 $here/signin.py "http://127.0.0.1:$apache/session/start" mod_auth_openidc_session)
 token=$(head -1 "$work/jwt/tokens.txt")
+curl -fs -o /dev/null -H "Authorization: Bearer $token" "http://127.0.0.1:$apache/jwt/x" \
+  || { echo "Apache refused the bearer token"; cat "$work/apache/error.log"; exit 1; }
 
 cat > "$work/distinct.lua" <<'LUA'
 local tokens = {}
@@ -114,10 +242,12 @@ request = function()
 end
 LUA
 
-# scenario name | gateway pid (CPU is read from it) | URL | extra wrk arguments
+# scenario name | whose CPU is read (authgate, apache or -) | URL | extra wrk arguments
 scenarios=(
-  "direct|$gw_pid|http://127.0.0.1:$origin/|"
-  "nginx|$gw_pid|http://127.0.0.1:$proxy/|"
+  "direct|-|http://127.0.0.1:$origin/|"
+  "nginx|-|http://127.0.0.1:$proxy/|"
+  "apache-session|apache|http://127.0.0.1:$apache/session/x|-H|Cookie: $apache_cookie"
+  "apache-jwt|apache|http://127.0.0.1:$apache/jwt/x|-H|Authorization: Bearer $token"
   "authgate-public|$gw_pid|http://127.0.0.1:$gw/public/x|"
   "authgate-session|$gw_pid|http://127.0.0.1:$gw/session/x|-H|Cookie: $cookie"
   "authgate-jwt-repeated|$gw_pid|http://127.0.0.1:$gw/jwt/x|-H|Authorization: Bearer $token"
@@ -125,22 +255,54 @@ scenarios=(
   "authgate-reject-401|$gw_pid|http://127.0.0.1:$gw/session/x|"
 )
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU ticks (user + system) of a comma-separated list of processes.
+cpu_ticks() {
+  local total=0 p
+  for p in ${1//,/ }; do total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo "$total"
+}
+whose() { case "$1" in -) echo "";; apache) apache_pids;; *) echo "$1";; esac; }
 results="$work/results.csv"
-echo "round,scenario,rps,p50_ms,p99_ms,requests,gateway_cpu_us_per_request,non2xx" > "$results"
+echo "round,scenario,rps,p50_ms,p99_ms,requests,server_cpu_us_per_request,non2xx" > "$results"
 for round in $(seq "$rounds"); do
   for entry in "${scenarios[@]}"; do
-    IFS='|' read -r name pid url a1 a2 <<< "$entry"
+    IFS='|' read -r name who url a1 a2 <<< "$entry"
     args=()
     [ -n "${a1:-}" ] && args+=("$a1" "$a2")
-    before=$(cpu_ticks "$pid")
-    out=$(TOKENS="$work/jwt/tokens.txt" wrk -t$threads -c$connections -d$duration --latency "${args[@]}" "$url")
-    after=$(cpu_ticks "$pid")
-    python3 $here/parse_wrk.py "$round" "$name" "$before" "$after" "$(getconf CLK_TCK)" <<< "$out" >> "$results"
+    procs=$(whose "$who")
+    before=$([ -n "$procs" ] && cpu_ticks "$procs" || echo 0)
+    text=$(TOKENS="$work/jwt/tokens.txt" wrk -t$threads -c$connections -d$duration --latency "${args[@]}" "$url")
+    after=$([ -n "$procs" ] && cpu_ticks "$procs" || echo 0)
+    python3 $here/parse_wrk.py "$round" "$name" "$before" "$after" "$(getconf CLK_TCK)" "$procs" <<< "$text" >> "$results"
   done
 done
 
-python3 $here/report.py "$results" "$rss_idle_kb" "$duration" "$rounds" "$connections" "$threads" \
-  > $here/results.md
-echo "wrote $here/results.md and $here/results.svg"
-cat $here/results.md
+# Open loop: latency at fixed rates (half of nginx's and half of authgate-public's median
+# throughput just measured), with oha correcting for coordinated omission.
+median_rps() { awk -F, -v s="$1" '$2 == s {print $3}' "$results" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+open_loop="$work/open_loop.csv"
+echo "rate_basis,rate,scenario,p50_ms,p99_ms,achieved_rps" > "$open_loop"
+for basis in nginx authgate-public; do
+  rate=$(( $(median_rps "$basis") / 2 ))
+  for entry in "direct|http://127.0.0.1:$origin/|" "nginx|http://127.0.0.1:$proxy/|" \
+               "authgate-public|http://127.0.0.1:$gw/public/x|" \
+               "authgate-session|http://127.0.0.1:$gw/session/x|Cookie: $cookie"; do
+    IFS='|' read -r name url hdr <<< "$entry"
+    hargs=()
+    [ -n "$hdr" ] && hargs+=(-H "$hdr")
+    oha --no-tui --output-format json --latency-correction -z "${open_loop_secs}s" \
+      -c $connections -q "$rate" "${hargs[@]}" "$url" > "$work/oha.json"
+    python3 $here/parse_oha.py "$basis" "$rate" "$name" < "$work/oha.json" >> "$open_loop"
+  done
+done
+
+# Memory with many live sessions: real sign-ins through the development provider.
+rss_sessions_before_kb=$(rss_kb "$sessions_pid")
+"$bin/examples/sign_in_many" "http://127.0.0.1:$gw_sessions/session/x" "$sessions" 32
+rss_sessions_after_kb=$(rss_kb "$sessions_pid")
+
+python3 $here/report.py "$results" "$open_loop" "$out/results.svg" "$rss_idle_kb" \
+  "$rss_sessions_before_kb" "$rss_sessions_after_kb" "$sessions" \
+  "$duration" "$rounds" "$connections" "$threads" "${1:-}" > "$out/results.md"
+echo "wrote $out/results.md and $out/results.svg"
+cat "$out/results.md"

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Signs in through authgate against the npm oidc-provider (its real login and consent pages)
-and prints the gateway's session cookie. Usage: signin.py http://127.0.0.1:PORT/path"""
+"""Signs in through a relying party (authgate, or Apache mod_auth_openidc) against the npm
+oidc-provider (its real login and consent pages) and prints the relying party's session cookie
+as `name=value`. Usage: signin.py http://127.0.0.1:PORT/path [COOKIE_NAME ...]
+(default names: authgate's)."""
 import http.cookiejar
 import re
 import sys
@@ -8,6 +10,7 @@ import urllib.parse
 import urllib.request
 
 start = sys.argv[1]
+names = sys.argv[2:] or ["authgate", "__Host-authgate"]
 jar = http.cookiejar.CookieJar()
 opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
 opener.addheaders = [("Accept", "text/html")]
@@ -26,7 +29,7 @@ html, url = page.read().decode(), page.geturl()
 page = opener.open(form_action(url, html), urllib.parse.urlencode({"prompt": "consent"}).encode())
 page.read()
 for cookie in jar:
-    if cookie.name in ("authgate", "__Host-authgate"):
+    if cookie.name in names:
         print(f"{cookie.name}={cookie.value}")
         sys.exit(0)
 sys.exit("no session cookie: sign-in failed")
