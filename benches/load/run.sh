@@ -43,7 +43,7 @@ if [ "$profile" = release ]; then
 else
   cargo build --quiet --bin authgate --example mint_tokens --example sign_in_many
 fi
-bin=target/$profile
+bin=${CARGO_TARGET_DIR:-target}/$profile
 
 work=$(mktemp -d)
 chmod 755 "$work"
