@@ -164,11 +164,18 @@ ProxyPass / http://127.0.0.1:$origin/ keepalive=On
 CONF
 
 # --- authgate -----------------------------------------------------------------------------
-cat > "$work/authgate.yaml" <<CONF
-listen: [{address: '127.0.0.1:$gw'}]
-admin: {listen: '127.0.0.1:$admin'}
-server: {threads: 2, drain_timeout: 0s}
-log: {level: warn}
+# The head of a gateway's configuration: its listener and admin ports, 2 worker threads.
+gateway_head() {
+  printf "listen: [{address: '127.0.0.1:%s'}]\nadmin: {listen: '127.0.0.1:%s'}\n" "$1" "$2"
+  printf "server: {threads: 2, drain_timeout: 0s}\nlog: {level: warn}\n"
+}
+# Starts the gateway of $work/NAME.yaml, logging to $work/NAME.log (pingora reports each
+# connection wrk drops at the end of a run); its pid is last in `pids`.
+start_gateway() {
+  "$bin/authgate" run -c "$work/$1.yaml" 2>"$work/$1.log" &
+  pids+=($!)
+}
+{ gateway_head $gw $admin; cat <<CONF
 oidc_providers:
   - {id: node, issuer: 'http://127.0.0.1:$idp', client_id: authgate, client_secret: authgate-test-secret}
 sessions: {cookie_keys: ['load-harness-cookie-key-0123456789abcdef']}
@@ -184,25 +191,19 @@ apps:
       - {prefix: /jwt, action: jwt}
       - {prefix: /session, action: session}
 CONF
-# Gateway logs go to files: pingora reports each connection wrk drops at the end of a run.
-"$bin/authgate" run -c "$work/authgate.yaml" 2>"$work/authgate.log" &
-gw_pid=$!
-pids+=($gw_pid)
+} > "$work/authgate.yaml"
+start_gateway authgate
+gw_pid=${pids[-1]}
 # The same gateway with the verified-token cache off: every bearer token is a cache miss, so
 # the distinct-token scenario measures full verification however many requests it sends.
 sed -e "s/127.0.0.1:$gw'/127.0.0.1:$gw_nocache'/" -e "s/127.0.0.1:$admin'/127.0.0.1:$admin_nocache'/" \
   "$work/authgate.yaml" > "$work/authgate-nocache.yaml"
 echo "limits: {verified_token_cache_entries: 0}" >> "$work/authgate-nocache.yaml"
-"$bin/authgate" run -c "$work/authgate-nocache.yaml" 2>"$work/authgate-nocache.log" &
-nocache_pid=$!
-pids+=($nocache_pid)
+start_gateway authgate-nocache
+nocache_pid=${pids[-1]}
 # A third gateway, signed into many times through the development provider, for the memory
 # held by live sessions.
-cat > "$work/authgate-sessions.yaml" <<CONF
-listen: [{address: '127.0.0.1:$gw_sessions'}]
-admin: {listen: '127.0.0.1:$admin_sessions'}
-server: {threads: 2, drain_timeout: 0s}
-log: {level: warn}
+{ gateway_head $gw_sessions $admin_sessions; cat <<CONF
 oidc_providers:
   - {id: dev, issuer: 'http://127.0.0.1:$demo_idp', client_id: authgate-demo}
 sessions: {cookie_keys: ['load-harness-cookie-key-0123456789abcdef'], max_sessions: $((sessions * 2))}
@@ -213,9 +214,9 @@ apps:
     origin: {url: 'http://127.0.0.1:$origin'}
     routes: [{prefix: /session, action: session}]
 CONF
-"$bin/authgate" run -c "$work/authgate-sessions.yaml" 2>"$work/authgate-sessions.log" &
-sessions_pid=$!
-pids+=($sessions_pid)
+} > "$work/authgate-sessions.yaml"
+start_gateway authgate-sessions
+sessions_pid=${pids[-1]}
 
 wait_for "http://127.0.0.1:$admin/readyz" "http://127.0.0.1:$admin_nocache/readyz" \
   "http://127.0.0.1:$admin_sessions/readyz"
