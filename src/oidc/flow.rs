@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::provider::{Provider, ProviderError, SignedIn};
 use super::return_to;
 use crate::config::{App, Gateway};
-use crate::session::cookie::{request_cookies, CookieKeys, CookieNames};
+use crate::session::cookie::{each_request_cookie, request_cookies, CookieKeys, CookieNames};
 use crate::session::{new_id, Session, SessionId, SessionStore};
 
 /// A response the gateway writes itself.
@@ -234,8 +234,7 @@ impl SignIn {
 
     fn session_id(&self, gw: &Gateway, f: &RequestFacts) -> Option<SessionId> {
         let name = f.names().session();
-        request_cookies(f.req)
-            .into_iter()
+        each_request_cookie(f.req)
             .filter(|(n, _)| *n == name)
             .find_map(|(_, v)| self.keys(gw).open_session(&f.app.id, v))
     }
@@ -516,7 +515,7 @@ impl SignIn {
             .header(
                 http::header::SET_COOKIE,
                 names.set(
-                    names.session(),
+                    names.session().to_string(),
                     value,
                     f.app.session_duration.as_secs() as i64,
                 ),
@@ -578,8 +577,10 @@ impl SignIn {
                 }
             }
         }
-        Answer::redirect(&location, "signed_out")
-            .header(http::header::SET_COOKIE, names.clear(names.session()))
+        Answer::redirect(&location, "signed_out").header(
+            http::header::SET_COOKIE,
+            names.clear(names.session().to_string()),
+        )
     }
 }
 

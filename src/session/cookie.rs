@@ -73,7 +73,7 @@ impl CookieKeys {
 
     /// The session cookie value for `id` in `app`.
     pub fn sign_session(&self, app: &str, id: &SessionId) -> String {
-        let tag = hmac::sign(&self.keys[0].mac, &mac_input(app, id));
+        let tag = session_mac(&self.keys[0].mac, app, id);
         let mut raw = Vec::with_capacity(ID_LEN + MAC_LEN);
         raw.extend_from_slice(id);
         raw.extend_from_slice(&tag.as_ref()[..MAC_LEN]);
@@ -85,17 +85,18 @@ impl CookieKeys {
         if value.len() != SESSION_COOKIE_LEN {
             return None;
         }
-        let raw = URL_SAFE_NO_PAD.decode(value).ok()?;
-        if raw.len() != ID_LEN + MAC_LEN {
+        // Decoded on the stack: this runs on every signed-in request.
+        let mut raw = [0u8; ID_LEN + MAC_LEN + 3];
+        let len = URL_SAFE_NO_PAD.decode_slice(value, &mut raw).ok()?;
+        if len != ID_LEN + MAC_LEN {
             return None;
         }
-        let (id, tag) = raw.split_at(ID_LEN);
+        let (id, tag) = raw[..len].split_at(ID_LEN);
         let id: SessionId = id.try_into().ok()?;
-        let input = mac_input(app, &id);
         self.keys
             .iter()
             .any(|k| {
-                let expected = hmac::sign(&k.mac, &input);
+                let expected = session_mac(&k.mac, app, &id);
                 aws_lc_rs::constant_time::verify_slices_are_equal(
                     &expected.as_ref()[..MAC_LEN],
                     tag,
@@ -144,12 +145,13 @@ impl CookieKeys {
     }
 }
 
-fn mac_input(app: &str, id: &SessionId) -> Vec<u8> {
-    let mut input = Vec::with_capacity(app.len() + 33);
-    input.extend_from_slice(app.as_bytes());
-    input.push(0);
-    input.extend_from_slice(id);
-    input
+/// The MAC binding a session id to its app: HMAC over `app`, a zero byte, and the id.
+fn session_mac(key: &hmac::Key, app: &str, id: &SessionId) -> hmac::Tag {
+    let mut mac = hmac::Context::with_key(key);
+    mac.update(app.as_bytes());
+    mac.update(&[0]);
+    mac.update(id);
+    mac.sign()
 }
 
 /// Cookie naming for a request: `__Host-` prefix under TLS.
@@ -169,8 +171,12 @@ impl CookieNames {
     }
 
     /// The session cookie's name.
-    pub fn session(&self) -> String {
-        format!("{}{COOKIE_PREFIX}", self.prefix())
+    pub fn session(&self) -> &'static str {
+        if self.tls {
+            "__Host-authgate"
+        } else {
+            COOKIE_PREFIX
+        }
     }
 
     /// The login cookie's name for a sign-in with this state.
@@ -209,6 +215,11 @@ impl CookieNames {
 
 /// Every cookie (name, value) a request carries, in order.
 pub fn request_cookies(req: &RequestHeader) -> Vec<(&str, &str)> {
+    each_request_cookie(req).collect()
+}
+
+/// Every cookie (name, value) a request carries, in order, without collecting them.
+pub fn each_request_cookie(req: &RequestHeader) -> impl Iterator<Item = (&str, &str)> {
     req.headers
         .get_all(http::header::COOKIE)
         .iter()
@@ -216,7 +227,6 @@ pub fn request_cookies(req: &RequestHeader) -> Vec<(&str, &str)> {
         .flat_map(Cookie::split_parse)
         .filter_map(Result::ok)
         .filter_map(|c| Some((c.name_raw()?, c.value_raw()?)))
-        .collect()
 }
 
 /// True for a cookie the gateway owns (with or without `__Host-`), which the origin never sees.
@@ -228,7 +238,7 @@ pub fn is_gateway_cookie(name: &str) -> bool {
 
 /// Removes the gateway's cookies from the `Cookie` header(s) of an upstream request.
 pub fn strip_gateway_cookies(req: &mut RequestHeader) {
-    if !req.headers.contains_key(http::header::COOKIE) {
+    if !each_request_cookie(req).any(|(name, _)| is_gateway_cookie(name)) {
         return;
     }
     let kept: Vec<String> = request_cookies(req)
@@ -304,7 +314,7 @@ mod tests {
     fn names_and_attributes_follow_tls() {
         let tls = CookieNames { tls: true };
         assert_eq!(tls.session(), "__Host-authgate");
-        let set = tls.set(tls.session(), "v".into(), 60);
+        let set = tls.set(tls.session().into(), "v".into(), 60);
         let text = set.to_str().unwrap();
         for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age=60"] {
             assert!(text.contains(attr), "{text}");
@@ -313,7 +323,7 @@ mod tests {
         let plain = CookieNames { tls: false };
         assert_eq!(plain.session(), "authgate");
         assert!(!plain
-            .set(plain.session(), "v".into(), 60)
+            .set(plain.session().into(), "v".into(), 60)
             .to_str()
             .unwrap()
             .contains("Secure"));
