@@ -1,6 +1,6 @@
 //! A realistic session for the benchmarks: the claims of an ID token from a typical
 //! provider, an RS256 ID token carrying exactly those claims (header with `kid`, 256-byte
-//! signature: 900-odd characters, as providers issue them), and a refresh token.
+//! signature: 857 characters, as providers issue them), and a refresh token.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
