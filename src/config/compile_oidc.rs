@@ -56,6 +56,10 @@ pub fn sessions(file: &SessionsFile, problems: &mut Problems) -> SessionSettings
     if file.max_pending_logins == 0 {
         problems.add("sessions.max_pending_logins", "must be at least 1");
     }
+    if file.max_sessions == 0 {
+        // The store would keep nothing, and every sign-in would end back at the login.
+        problems.add("sessions.max_sessions", "must be at least 1");
+    }
     SessionSettings {
         cookie_keys: (!file.cookie_keys.is_empty()).then(|| {
             Arc::new(CookieKeys::new(
@@ -206,7 +210,7 @@ apps:
     fn unsafe_sign_in_settings_are_refused() {
         let err = from_yaml(
             "
-sessions: {cookie_keys: [short], max_pending_logins: 0}
+sessions: {cookie_keys: [short], max_pending_logins: 0, max_sessions: 0}
 oidc_providers:
   - {id: idp, issuer: 'not a url', client_id: '', post_logout_redirect: '//evil.test', extra_authorize_params: {redirect_uri: 'https://evil.test'}, algorithms: [HS256]}
   - {id: idp, issuer: 'https://b.test', client_id: b}
@@ -219,6 +223,7 @@ apps:
         for field in [
             "sessions.cookie_keys[0]",
             "sessions.max_pending_logins",
+            "sessions.max_sessions",
             "oidc_providers[0].issuer",
             "oidc_providers[0].client_id",
             "oidc_providers[0].post_logout_redirect",
