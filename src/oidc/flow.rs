@@ -5,6 +5,7 @@
 //! key, the used-state list, and the per-session refresh locks — lives in [`SignIn`], owned by
 //! the proxy.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -232,11 +233,28 @@ impl SignIn {
             .unwrap_or(&self.ephemeral_keys)
     }
 
-    fn session_id(&self, gw: &Gateway, f: &RequestFacts) -> Option<SessionId> {
-        let name = f.names().session();
+    /// Every session id the request's session cookies carry that verifies for this app.
+    fn presented_sessions(&self, gw: &Gateway, f: &RequestFacts) -> Vec<SessionId> {
+        let name = f.names().session().as_bytes();
         each_request_cookie(f.req)
             .filter(|(n, _)| *n == name)
-            .find_map(|(_, v)| self.keys(gw).open_session(&f.app.id, v))
+            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+            .filter_map(|v| self.keys(gw).open_session(&f.app.id, v))
+            .collect()
+    }
+
+    /// The request's session id. Two cookies under the session cookie's name (in one header or
+    /// two) are refused whole: one of them was planted (cookie tossing from a sibling host),
+    /// and the gateway cannot tell which.
+    fn session_id(&self, gw: &Gateway, f: &RequestFacts) -> Option<SessionId> {
+        let name = f.names().session().as_bytes();
+        let mut values = each_request_cookie(f.req).filter(|(n, _)| *n == name);
+        let (_, value) = values.next()?;
+        if values.next().is_some() {
+            return None;
+        }
+        self.keys(gw)
+            .open_session(&f.app.id, std::str::from_utf8(value).ok()?)
     }
 
     /// The request's live session, refreshing its tokens first when they are about to
@@ -362,7 +380,7 @@ impl SignIn {
         // Keep the number of pending sign-ins bounded, so cookies never outgrow header limits.
         let pending: Vec<&str> = request_cookies(f.req)
             .into_iter()
-            .map(|(n, _)| n)
+            .filter_map(|(n, _)| std::str::from_utf8(n).ok())
             .filter(|n| names.is_login(n))
             .collect();
         let keep = gw.sessions.max_pending_logins.saturating_sub(1);
@@ -406,41 +424,44 @@ impl SignIn {
 
     async fn callback(&self, gw: &Gateway, f: &RequestFacts<'_>) -> Answer {
         let names = f.names();
-        let state = f.query_param("state").unwrap_or_default();
+        // A parameter given twice is refused before anything else: which copy the provider
+        // meant cannot be known, and an attacker's `code` placed first must never be sent to
+        // the token endpoint.
+        let params = match callback_params(f.req.uri.query()) {
+            Ok(params) => params,
+            Err(repeated) => {
+                tracing::info!(app = %f.app.id, parameter = %repeated, "callback with a repeated parameter");
+                return page(
+                    400,
+                    "bad_callback",
+                    "Sign-in failed",
+                    "The sign-in response is malformed. Please start again.",
+                );
+            }
+        };
+        let param = |name: &str| params.get(name).map(String::as_str);
+        let state = param("state").unwrap_or_default().to_string();
         let cookie_name = names.login(&state);
         let clear = names.clear(cookie_name.clone());
         let fail = |status: u16, decision: &'static str, text: &str| {
             page(status, decision, "Sign-in failed", text)
                 .header(http::header::SET_COOKIE, clear.clone())
         };
-        if let Some(error) = f.query_param("error") {
-            let description = f.query_param("error_description").unwrap_or_default();
-            tracing::info!(app = %f.app.id, error, description, "the provider refused the sign-in");
-            let status = if error == "access_denied" { 403 } else { 400 };
-            let text = if description.is_empty() {
-                format!("The identity provider answered: {error}.")
-            } else {
-                format!("The identity provider answered: {error}: {description}")
-            };
-            return fail(status, "provider_error", &text);
-        }
         let Some(provider) = &f.app.provider else {
             return fail(404, "not_found", "This app has no sign-in configured.");
         };
-        // The login cookie for this state, opened and checked.
+        // The login cookie for this state, opened and checked, before anything the response
+        // says is believed (an error included: its text is shown only for a real sign-in).
         let sealed = request_cookies(f.req)
             .into_iter()
-            .find(|(n, _)| *n == cookie_name)
-            .map(|(_, v)| v);
+            .find(|(n, _)| *n == cookie_name.as_bytes())
+            .and_then(|(_, v)| std::str::from_utf8(v).ok());
         let pending: Option<PendingLogin> = sealed
             .and_then(|v| self.keys(gw).open(&f.app.id, &cookie_name, v))
             .and_then(|plain| serde_json::from_slice(&plain).ok());
+        let unknown = "This sign-in is unknown or has expired. Please start again.";
         let Some(pending) = pending else {
-            return fail(
-                400,
-                "bad_state",
-                "This sign-in is unknown or has expired. Please start again.",
-            );
+            return fail(400, "bad_state", unknown);
         };
         let same_state = aws_lc_rs::constant_time::verify_slices_are_equal(
             pending.s.as_bytes(),
@@ -449,13 +470,9 @@ impl SignIn {
         .is_ok();
         let fresh = unix_now() <= pending.t + gw.sessions.login_timeout.as_secs();
         if state.is_empty() || !same_state || !fresh || pending.p != *provider.id {
-            return fail(
-                400,
-                "bad_state",
-                "This sign-in is unknown or has expired. Please start again.",
-            );
+            return fail(400, "bad_state", unknown);
         }
-        // Single use, whatever happens next.
+        // Single use, whatever happens next: an error answer consumes the state too.
         let mut replayed = true;
         self.used_states.entry(state.clone()).or_insert_with(|| {
             replayed = false;
@@ -467,23 +484,32 @@ impl SignIn {
                 "This sign-in was already used. Please start again.",
             );
         }
+        if let Some(error) = param("error") {
+            let description = param("error_description").unwrap_or_default();
+            tracing::info!(app = %f.app.id, error, description, "the provider refused the sign-in");
+            let status = if error == "access_denied" { 403 } else { 400 };
+            let text = if description.is_empty() {
+                format!("The identity provider answered: {error}.")
+            } else {
+                format!("The identity provider answered: {error}: {description}")
+            };
+            return fail(status, "provider_error", &text);
+        }
         let discovered = match provider.discovered().await {
             Ok(d) => d,
             Err(e) => {
                 return provider_down(provider, &e).header(http::header::SET_COOKIE, clear.clone())
             }
         };
-        let iss = f.query_param("iss");
-        if (discovered.sends_iss && iss.is_none())
-            || iss.as_deref().is_some_and(|i| i != provider.issuer)
-        {
+        let iss = param("iss");
+        if (discovered.sends_iss && iss.is_none()) || iss.is_some_and(|i| i != provider.issuer) {
             return fail(
                 400,
                 "bad_issuer",
                 "The sign-in response came from another identity provider.",
             );
         }
-        let Some(code) = f.query_param("code").filter(|c| !c.is_empty()) else {
+        let Some(code) = param("code").filter(|c| !c.is_empty()) else {
             return fail(
                 400,
                 "bad_callback",
@@ -491,7 +517,7 @@ impl SignIn {
             );
         };
         let signed = match provider
-            .exchange_code(&code, &pending.v, &pending.u, &pending.n)
+            .exchange_code(code, &pending.v, &pending.u, &pending.n)
             .await
         {
             Ok(signed) => signed,
@@ -508,6 +534,11 @@ impl SignIn {
                 );
             }
         };
+        // A browser that signs in while it holds another session (another user's, or a
+        // planted one) keeps only the new one.
+        for previous in self.presented_sessions(gw, f) {
+            self.store.remove(&previous).await;
+        }
         let id = self.create_session(f.app, provider, signed).await;
         let value = self.keys(gw).sign_session(&f.app.id, &id);
         Answer::redirect(&pending.r, "signed_in")
@@ -538,26 +569,39 @@ impl SignIn {
 
     async fn logout(&self, gw: &Gateway, f: &RequestFacts<'_>) -> Answer {
         let post = f.req.method == http::Method::POST;
-        if !post && !is_same_origin(f) {
-            // A cross-site GET cannot sign anyone out; offer a button instead.
+        let id = self.session_id(gw, f);
+        // A POST from the confirmation page carries its token; a same-origin request (the app's
+        // own sign-out link or button) needs none. A sibling origin is same-site, not
+        // same-origin, and gets the confirmation page like any other site.
+        let token_ok = id
+            .zip(f.query_param("token"))
+            .is_some_and(|(id, token)| self.keys(gw).check_form_token(&f.app.id, &id, &token));
+        if !(is_same_origin(f) || (post && token_ok)) {
+            let action = match &id {
+                Some(id) => format!(
+                    "{}/logout?token={}",
+                    f.app.auth_prefix,
+                    self.keys(gw).form_token(&f.app.id, id)
+                ),
+                None => format!("{}/logout", f.app.auth_prefix),
+            };
             let mut a = page(200, "logout_confirm", "Sign out", "Sign out of this app?");
             a.body = Bytes::from(format!(
                 "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sign out</title></head>\
-                 <body><form method=\"post\" action=\"{}/logout\"><button>Sign out</button></form></body></html>\n",
-                escape(&f.app.auth_prefix)
+                 <body><form method=\"post\" action=\"{}\"><button>Sign out</button></form></body></html>\n",
+                escape(&action)
             ));
             return a;
         }
         let names = f.names();
-        let id = self.session_id(gw, f);
-        let session = match id {
-            Some(id) => {
-                let s = self.store.get(&id).await;
-                self.store.remove(&id).await;
-                s
+        // Every session the browser presented ends (two, when one was tossed beside it).
+        let mut session = None;
+        for presented in self.presented_sessions(gw, f) {
+            if session.is_none() {
+                session = self.store.get(&presented).await;
             }
-            None => None,
-        };
+            self.store.remove(&presented).await;
+        }
         let landing = f
             .app
             .provider
@@ -582,6 +626,18 @@ impl SignIn {
             names.clear(names.session().to_string()),
         )
     }
+}
+
+/// The callback's query parameters, or the name of one given more than once.
+fn callback_params(query: Option<&str>) -> Result<HashMap<String, String>, String> {
+    let mut params = HashMap::new();
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if params.contains_key(name.as_ref()) {
+            return Err(name.into_owned());
+        }
+        params.insert(name.into_owned(), value.into_owned());
+    }
+    Ok(params)
 }
 
 fn provider_down(provider: &Provider, e: &ProviderError) -> Answer {
@@ -615,8 +671,9 @@ pub fn is_browser(req: &RequestHeader) -> bool {
 }
 
 fn is_same_origin(f: &RequestFacts) -> bool {
-    if f.header("sec-fetch-site") == Some("same-origin") {
-        return true;
+    // Browsers set `Sec-Fetch-Site` themselves; when it is there it decides.
+    if let Some(site) = f.header("sec-fetch-site") {
+        return site == "same-origin";
     }
     let origin = f.origin();
     let matches = |v: &str| v == origin || v.starts_with(&format!("{origin}/"));

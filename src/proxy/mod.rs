@@ -26,7 +26,7 @@ use crate::config::{Gateway, ListenerRole};
 use crate::metrics::Metrics;
 use crate::oidc::flow::SignIn;
 use crate::respond::{self, Reject};
-use crate::session::cookie::strip_gateway_cookies;
+use crate::session::cookie::{strip_gateway_cookies, strip_gateway_set_cookies};
 use connection::Connection;
 pub use ctx::RequestCtx;
 use gate::Verdict;
@@ -243,6 +243,15 @@ impl ProxyHttp for AuthGate {
             if declared.is_some_and(|len| len > limit) {
                 return Error::e_explain(ErrorType::HTTPStatus(502), "origin response too large");
             }
+        }
+        let planted = strip_gateway_set_cookies(upstream);
+        if planted > 0 {
+            tracing::warn!(
+                request_id = %ctx.request_id,
+                app = ctx.app_id(),
+                removed = planted,
+                "the origin tried to set the gateway's cookies; removed"
+            );
         }
         Ok(())
     }

@@ -17,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use cookie::{Cookie, SameSite};
 use http::HeaderValue;
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 
 use super::{SessionId, ID_LEN};
 
@@ -30,6 +30,7 @@ const SESSION_COOKIE_LEN: usize = ((ID_LEN + MAC_LEN) * 4).div_ceil(3);
 struct KeyMaterial {
     mac: hmac::Key,
     seal: LessSafeKey,
+    csrf: hmac::Key,
 }
 
 /// The keys that sign session cookies and seal login cookies; the first is current.
@@ -53,8 +54,10 @@ impl CookieKeys {
                 let derive = |label: &[u8]| hmac::sign(&root, label);
                 let mac_key = derive(b"authgate session cookie mac");
                 let seal_key = derive(b"authgate login cookie seal");
+                let csrf_key = derive(b"authgate form token mac");
                 KeyMaterial {
                     mac: hmac::Key::new(hmac::HMAC_SHA256, mac_key.as_ref()),
+                    csrf: hmac::Key::new(hmac::HMAC_SHA256, csrf_key.as_ref()),
                     seal: LessSafeKey::new(
                         UnboundKey::new(&AES_256_GCM, seal_key.as_ref())
                             .expect("a 32-byte key is a valid AES-256 key"),
@@ -104,6 +107,29 @@ impl CookieKeys {
                 .is_ok()
             })
             .then_some(id)
+    }
+
+    /// A token for a form the gateway serves to the holder of session `id` (the sign-out
+    /// confirmation): only that session's browser can have read it from the page.
+    pub fn form_token(&self, app: &str, id: &SessionId) -> String {
+        URL_SAFE_NO_PAD.encode(&session_mac(&self.keys[0].csrf, app, id).as_ref()[..MAC_LEN])
+    }
+
+    /// True when `token` is [`CookieKeys::form_token`] for this session, under any key.
+    pub fn check_form_token(&self, app: &str, id: &SessionId, token: &str) -> bool {
+        let mut raw = [0u8; MAC_LEN + 3];
+        let Ok(len) = URL_SAFE_NO_PAD.decode_slice(token, &mut raw) else {
+            return false;
+        };
+        len == MAC_LEN
+            && self.keys.iter().any(|k| {
+                let expected = session_mac(&k.csrf, app, id);
+                aws_lc_rs::constant_time::verify_slices_are_equal(
+                    &expected.as_ref()[..MAC_LEN],
+                    &raw[..MAC_LEN],
+                )
+                .is_ok()
+            })
     }
 
     /// Seals `plaintext` for the cookie `name` of `app`.
@@ -213,43 +239,93 @@ impl CookieNames {
     }
 }
 
-/// Every cookie (name, value) a request carries, in order.
-pub fn request_cookies(req: &RequestHeader) -> Vec<(&str, &str)> {
+/// Every cookie (name, value) a request carries, in order, read as bytes: a header that also
+/// holds a cookie outside visible ASCII (`pref=café`) is still read whole, so the gateway's
+/// own cookie in it is neither missed nor forwarded.
+pub fn request_cookies(req: &RequestHeader) -> Vec<(&[u8], &[u8])> {
     each_request_cookie(req).collect()
 }
 
 /// Every cookie (name, value) a request carries, in order, without collecting them.
-pub fn each_request_cookie(req: &RequestHeader) -> impl Iterator<Item = (&str, &str)> {
+pub fn each_request_cookie(req: &RequestHeader) -> impl Iterator<Item = (&[u8], &[u8])> {
     req.headers
         .get_all(http::header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(Cookie::split_parse)
-        .filter_map(Result::ok)
-        .filter_map(|c| Some((c.name_raw()?, c.value_raw()?)))
+        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+        .filter_map(split_pair)
 }
 
-/// True for a cookie the gateway owns (with or without `__Host-`), which the origin never sees.
-pub fn is_gateway_cookie(name: &str) -> bool {
-    name.strip_prefix("__Host-")
-        .unwrap_or(name)
-        .starts_with(COOKIE_PREFIX)
+/// One `name=value` pair of a `Cookie` header, spaces and tabs around both trimmed. A pair
+/// without `=` or with an empty name is no cookie.
+fn split_pair(pair: &[u8]) -> Option<(&[u8], &[u8])> {
+    let eq = pair.iter().position(|b| *b == b'=')?;
+    let name = pair[..eq].trim_ascii();
+    (!name.is_empty()).then(|| (name, pair[eq + 1..].trim_ascii()))
 }
 
-/// Removes the gateway's cookies from the `Cookie` header(s) of an upstream request.
+/// True for a cookie the gateway owns (with or without `__Host-`, in any case), which the
+/// origin never sees and never sets.
+pub fn is_gateway_cookie(name: &[u8]) -> bool {
+    const HOST: &[u8] = b"__host-";
+    let name = match name.get(..HOST.len()) {
+        Some(head) if head.eq_ignore_ascii_case(HOST) => &name[HOST.len()..],
+        _ => name,
+    };
+    name.get(..COOKIE_PREFIX.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(COOKIE_PREFIX.as_bytes()))
+}
+
+/// Removes the gateway's cookies from the `Cookie` header(s) of an upstream request; the
+/// other cookies reach the origin byte for byte.
 pub fn strip_gateway_cookies(req: &mut RequestHeader) {
     if !each_request_cookie(req).any(|(name, _)| is_gateway_cookie(name)) {
         return;
     }
-    let kept: Vec<String> = request_cookies(req)
-        .into_iter()
-        .filter(|(name, _)| !is_gateway_cookie(name))
-        .map(|(name, value)| format!("{name}={value}"))
-        .collect();
-    req.remove_header(&http::header::COOKIE);
-    if !kept.is_empty() {
-        let _ = req.insert_header(http::header::COOKIE, kept.join("; "));
+    let mut kept: Vec<u8> = Vec::new();
+    for pair in req
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+    {
+        let pair = pair.trim_ascii();
+        let ours = split_pair(pair).is_some_and(|(name, _)| is_gateway_cookie(name));
+        if pair.is_empty() || ours {
+            continue;
+        }
+        if !kept.is_empty() {
+            kept.extend_from_slice(b"; ");
+        }
+        kept.extend_from_slice(pair);
     }
+    req.remove_header(&http::header::COOKIE);
+    if let Ok(value) = HeaderValue::from_bytes(&kept) {
+        if !kept.is_empty() {
+            let _ = req.insert_header(http::header::COOKIE, value);
+        }
+    }
+}
+
+/// Removes `Set-Cookie` headers that would set one of the gateway's cookies from an origin's
+/// response, so an origin cannot plant or end a gateway session. A nameless cookie
+/// (`Set-Cookie: =authgate=x`, which browsers send back as `authgate=x`) counts as one.
+/// Returns how many were removed.
+pub fn strip_gateway_set_cookies(resp: &mut ResponseHeader) -> usize {
+    let is_ours = |v: &HeaderValue| {
+        let pair = v.as_bytes().split(|b| *b == b';').next().unwrap_or(&[]);
+        split_pair(pair).is_none_or(|(name, _)| is_gateway_cookie(name))
+    };
+    let set_by_origin = resp.headers.get_all(http::header::SET_COOKIE);
+    if !set_by_origin.iter().any(is_ours) {
+        return 0;
+    }
+    let all: Vec<HeaderValue> = set_by_origin.iter().cloned().collect();
+    let kept: Vec<HeaderValue> = all.iter().filter(|v| !is_ours(v)).cloned().collect();
+    resp.remove_header(&http::header::SET_COOKIE);
+    for value in kept.iter() {
+        let _ = resp.append_header(http::header::SET_COOKIE, value.clone());
+    }
+    all.len() - kept.len()
 }
 
 #[cfg(test)]
@@ -289,6 +365,19 @@ mod tests {
         ]);
         assert_eq!(rotated.open_session("shop", &value), Some(id));
         assert_ne!(rotated.sign_session("shop", &id), value);
+    }
+
+    #[test]
+    fn form_tokens_belong_to_one_session_of_one_app() {
+        let k = keys(b"current-key-of-at-least-32-bytes-long");
+        let id = crate::session::new_id();
+        let token = k.form_token("shop", &id);
+        assert!(k.check_form_token("shop", &id, &token));
+        assert!(!k.check_form_token("blog", &id, &token));
+        assert!(!k.check_form_token("shop", &crate::session::new_id(), &token));
+        assert!(!k.check_form_token("shop", &id, ""));
+        assert!(!k.check_form_token("shop", &id, "!!!"));
+        assert_ne!(token, k.sign_session("shop", &id)[22..]);
     }
 
     #[test]
@@ -341,9 +430,72 @@ mod tests {
         strip_gateway_cookies(&mut req);
         assert_eq!(req.headers.get_all("cookie").iter().count(), 1);
         assert_eq!(req.headers["cookie"], "a=1; b=2");
+        let mut mixed = RequestHeader::build("GET", b"/", None).unwrap();
+        mixed
+            .append_header(
+                "cookie",
+                HeaderValue::from_bytes(b"pref=caf\xc3\xa9; authgate=x;x=\xff").unwrap(),
+            )
+            .unwrap();
+        strip_gateway_cookies(&mut mixed);
+        assert_eq!(
+            mixed.headers["cookie"].as_bytes(),
+            b"pref=caf\xc3\xa9; x=\xff"
+        );
         let mut only_ours = RequestHeader::build("GET", b"/", None).unwrap();
         only_ours.append_header("cookie", "authgate=x").unwrap();
         strip_gateway_cookies(&mut only_ours);
         assert!(only_ours.headers.get("cookie").is_none());
+    }
+
+    #[test]
+    fn cookies_are_read_as_bytes() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header(
+            "cookie",
+            HeaderValue::from_bytes(b"pref=caf\xc3\xa9;authgate=v1 ; =x; novalue;\xff=1").unwrap(),
+        )
+        .unwrap();
+        let got = request_cookies(&req);
+        assert_eq!(
+            got,
+            [
+                (&b"pref"[..], &b"caf\xc3\xa9"[..]),
+                (b"authgate", b"v1"),
+                (b"\xff", b"1")
+            ]
+        );
+        for ours in [
+            "authgate",
+            "__Host-authgate",
+            "__HOST-AuthGate-login-1",
+            "authgate-x",
+        ] {
+            assert!(is_gateway_cookie(ours.as_bytes()), "{ours}");
+        }
+        for theirs in ["session", "__Host-session", "__Secure-authgate", "auth"] {
+            assert!(!is_gateway_cookie(theirs.as_bytes()), "{theirs}");
+        }
+    }
+
+    #[test]
+    fn origins_cannot_set_gateway_cookies() {
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        for v in [
+            "a=1; Path=/",
+            "authgate=planted; Path=/",
+            "__Host-authgate=x; Secure",
+            "=authgate=nameless",
+            "authgate-login-abc=1",
+            "b=2",
+        ] {
+            resp.append_header("set-cookie", v).unwrap();
+        }
+        assert_eq!(strip_gateway_set_cookies(&mut resp), 4);
+        let left: Vec<_> = resp.headers.get_all("set-cookie").iter().collect();
+        assert_eq!(left, ["a=1; Path=/", "b=2"]);
+        let mut clean = ResponseHeader::build(200, None).unwrap();
+        clean.append_header("set-cookie", "a=1").unwrap();
+        assert_eq!(strip_gateway_set_cookies(&mut clean), 0);
     }
 }

@@ -42,11 +42,21 @@ impl Seen {
 }
 
 /// A real HTTP origin that records every request it receives and answers 200 with a short
-/// body. `/slow` answers after one second.
+/// body. `/slow` answers after one second; `/plant-cookies` tries to set the gateway's
+/// cookies beside one of its own.
 pub struct Origin {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
+
+/// What `/plant-cookies` answers with: the origin's own cookie first, then the gateway's.
+pub const PLANTED_COOKIES: [&str; 5] = [
+    "theme=dark; Path=/",
+    "authgate=planted; Path=/; HttpOnly",
+    "__Host-authgate=planted; Path=/; Secure",
+    "authgate-login-0123456789ab=planted; Path=/",
+    "=authgate=nameless; Path=/",
+];
 
 impl Origin {
     pub async fn start() -> Origin {
@@ -77,6 +87,7 @@ impl Origin {
                                 })
                                 .collect();
                             let slow = req.uri().path().ends_with("/slow");
+                            let plant = req.uri().path().ends_with("/plant-cookies");
                             let body_len = req
                                 .into_body()
                                 .collect()
@@ -92,9 +103,16 @@ impl Origin {
                             if slow {
                                 tokio::time::sleep(Duration::from_secs(1)).await;
                             }
-                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!(
+                            let mut resp = Response::new(Full::new(Bytes::from(format!(
                                 "origin saw {target}"
-                            )))))
+                            ))));
+                            if plant {
+                                for cookie in PLANTED_COOKIES {
+                                    resp.headers_mut()
+                                        .append("set-cookie", cookie.parse().unwrap());
+                                }
+                            }
+                            Ok::<_, Infallible>(resp)
                         }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()

@@ -4,9 +4,11 @@
 mod acme;
 mod admin_api;
 mod browser;
+mod callback;
 mod certified;
 mod cli;
 mod common;
+mod cookies;
 mod hygiene;
 mod idp;
 mod jwt;

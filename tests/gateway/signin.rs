@@ -9,14 +9,14 @@ use crate::browser::Browser;
 use crate::common::{Gateway, Origin};
 use crate::idp::TestIdp;
 
-struct Setup {
-    origin: Origin,
-    idp: TestIdp,
-    gw: Gateway,
-    base: String,
+pub(crate) struct Setup {
+    pub origin: Origin,
+    pub idp: TestIdp,
+    pub gw: Gateway,
+    pub base: String,
 }
 
-async fn setup(provider_extra: &str, app_extra: &str, sessions_extra: &str) -> Setup {
+pub(crate) async fn setup(provider_extra: &str, app_extra: &str, sessions_extra: &str) -> Setup {
     let origin = Origin::start().await;
     let idp = TestIdp::start().await;
     let gw = Gateway::start(&format!(
@@ -53,14 +53,14 @@ apps:
 }
 
 impl Setup {
-    fn browser(&self) -> Browser {
+    pub fn browser(&self) -> Browser {
         let mut b = Browser::new("app.test", self.gw.addr);
         b.jar.clear();
         b
     }
 
     /// Signs in by visiting `path`; returns the hops.
-    async fn sign_in(&self, b: &mut Browser, path: &str) -> Vec<crate::browser::Hop> {
+    pub async fn sign_in(&self, b: &mut Browser, path: &str) -> Vec<crate::browser::Hop> {
         b.follow(&format!("{}{path}", self.base)).await
     }
 }
@@ -151,7 +151,7 @@ async fn api_calls_without_a_session_get_401_with_the_login_url() {
 }
 
 /// Runs the flow up to the callback and returns its URL without visiting it.
-async fn callback_url(s: &Setup, b: &mut Browser, path: &str) -> String {
+pub(crate) async fn callback_url(s: &Setup, b: &mut Browser, path: &str) -> String {
     let first = b.get(&format!("{}{path}", s.base)).await;
     let authorize = b.get(first.location.as_ref().unwrap()).await;
     authorize.location.unwrap()
@@ -522,8 +522,13 @@ async fn sign_out_clears_the_session_and_signs_out_at_the_provider() {
     assert!(page.body.contains("method=\"post\""));
     assert_eq!(b.get(&format!("{}/_auth/me", s.base)).await.status, 200);
 
+    // The confirmation page's form signs out.
     let out = b
-        .request("POST", &format!("{}/_auth/logout", s.base), &[])
+        .request(
+            "POST",
+            &format!("{}{}", s.base, form_action(&page.body)),
+            &[],
+        )
         .await;
     assert_eq!(out.status, 302);
     let location = out.location.unwrap();
@@ -565,6 +570,13 @@ async fn sign_out_clears_the_session_and_signs_out_at_the_provider() {
         .await;
     assert_eq!(out.status, 302);
     assert_eq!(b.get(&format!("{}/_auth/me", s.base)).await.status, 401);
+}
+
+/// The `action` of the one form on a gateway page.
+pub(crate) fn form_action(body: &str) -> String {
+    let start = body.find("action=\"").expect("a form") + "action=\"".len();
+    let end = start + body[start..].find('"').unwrap();
+    body[start..end].replace("&amp;", "&")
 }
 
 #[tokio::test]
