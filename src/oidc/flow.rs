@@ -312,7 +312,7 @@ impl SignIn {
 
     fn refresh_due(&self, gw: &Gateway, session: &Session) -> bool {
         session.user.refresh_token().is_some()
-            && SystemTime::now() + gw.sessions.refresh_before_expiry >= session.tokens_expire_at()
+            && SystemTime::now() >= session.refresh_due_at(gw.sessions.refresh_before_expiry)
     }
 
     /// The answer for a session route without a session: a redirect to the provider for a
@@ -355,7 +355,10 @@ impl SignIn {
         let redirect_uri = f.endpoint("callback");
         let (url, state, nonce, verifier) = match provider.authorize(&redirect_uri).await {
             Ok(parts) => parts,
-            Err(e) => return provider_down(provider, &e),
+            Err(e) => {
+                tracing::warn!(app = %f.app.id, provider = %provider.id, error = %e, "sign-in cannot start");
+                return provider_problem(&e);
+            }
         };
         let pending = PendingLogin {
             s: state.clone(),
@@ -498,7 +501,8 @@ impl SignIn {
         let discovered = match provider.discovered().await {
             Ok(d) => d,
             Err(e) => {
-                return provider_down(provider, &e).header(http::header::SET_COOKIE, clear.clone())
+                tracing::warn!(app = %f.app.id, provider = %provider.id, error = %e, "sign-in cannot finish");
+                return provider_problem(&e).header(http::header::SET_COOKIE, clear.clone());
             }
         };
         let iss = param("iss");
@@ -523,15 +527,7 @@ impl SignIn {
             Ok(signed) => signed,
             Err(e) => {
                 tracing::warn!(app = %f.app.id, provider = %provider.id, error = %e, "sign-in failed");
-                let status = match e {
-                    ProviderError::Unavailable(_) | ProviderError::Exchange(_) => 502,
-                    ProviderError::IdToken(_) | ProviderError::UserInfo(_) => 401,
-                };
-                return fail(
-                    status,
-                    "sign_in_failed",
-                    "The identity provider's answer could not be verified.",
-                );
+                return provider_problem(&e).header(http::header::SET_COOKIE, clear);
             }
         };
         // A browser that signs in while it holds another session (another user's, or a
@@ -640,14 +636,43 @@ fn callback_params(query: Option<&str>) -> Result<HashMap<String, String>, Strin
     Ok(params)
 }
 
-fn provider_down(provider: &Provider, e: &ProviderError) -> Answer {
-    tracing::warn!(provider = %provider.id, error = %e, "identity provider unavailable");
-    page(
-        503,
-        "provider_unavailable",
-        "Sign-in unavailable",
-        "The identity provider cannot be reached right now. Please try again shortly.",
-    )
+/// The page for a failed exchange with the provider: it says which kind of failure it was
+/// (the details are in the log).
+fn provider_problem(e: &ProviderError) -> Answer {
+    let (status, decision, title, text) = match e {
+        ProviderError::Unreachable(_) => (
+            503,
+            "provider_unreachable",
+            "Sign-in unavailable",
+            "The identity provider cannot be reached right now. Please try again shortly.",
+        ),
+        ProviderError::Misconfigured(_) => (
+            502,
+            "provider_misconfigured",
+            "Sign-in unavailable",
+            "The identity provider's settings do not match this app's configuration. \
+             Please tell the app's administrator.",
+        ),
+        ProviderError::Refused(_) => (
+            400,
+            "provider_refused",
+            "Sign-in failed",
+            "The identity provider refused this sign-in. Please start again.",
+        ),
+        ProviderError::Exchange(_) => (
+            502,
+            "provider_bad_answer",
+            "Sign-in failed",
+            "The identity provider's answer could not be read.",
+        ),
+        ProviderError::IdToken(_) | ProviderError::UserInfo(_) => (
+            401,
+            "sign_in_failed",
+            "Sign-in failed",
+            "The identity provider's answer could not be verified.",
+        ),
+    };
+    page(status, decision, title, text)
 }
 
 /// A top-level browser navigation (redirect it) rather than an API or XHR call (401 JSON).

@@ -4,5 +4,6 @@
 pub mod flow;
 pub mod provider;
 pub mod return_to;
+pub mod token_response;
 
 pub use provider::{Provider, ProviderError};

@@ -8,18 +8,22 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use openidconnect::core::{
-    CoreAuthDisplay, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClient,
-    CoreClientAuthMethod, CoreGrantType, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm,
-    CoreJweKeyManagementAlgorithm, CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
+    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreClaimName, CoreClaimType,
+    CoreClientAuthMethod, CoreErrorResponseType, CoreGenderClaim, CoreGrantType, CoreJsonWebKey,
+    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreResponseMode,
+    CoreResponseType, CoreRevocableToken, CoreRevocationErrorResponse, CoreSubjectIdentifierType,
+    CoreTokenIntrospectionResponse,
 };
 use openidconnect::{
     AdditionalProviderMetadata, AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
-    EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    PkceCodeVerifier, ProviderMetadata, RedirectUrl, RefreshToken, Scope, TokenResponse,
+    EmptyAdditionalClaims, EndpointMaybeSet, EndpointNotSet, EndpointSet, HttpClientError, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata, RedirectUrl,
+    RefreshToken, RequestTokenError, Scope, StandardErrorResponse,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::token_response::RawTokenResponse;
 use crate::config::Secret;
 use crate::jwt::{Claims, Issuer};
 use crate::session::UserRecord;
@@ -52,7 +56,19 @@ type Metadata = ProviderMetadata<
     CoreSubjectIdentifierType,
 >;
 
-type Client = CoreClient<
+/// `openidconnect`'s core client, reading token responses with the ID token as text.
+type Client = openidconnect::Client<
+    EmptyAdditionalClaims,
+    CoreAuthDisplay,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJsonWebKey,
+    CoreAuthPrompt,
+    StandardErrorResponse<CoreErrorResponseType>,
+    RawTokenResponse,
+    CoreTokenIntrospectionResponse,
+    CoreRevocableToken,
+    CoreRevocationErrorResponse,
     EndpointSet,
     EndpointNotSet,
     EndpointNotSet,
@@ -71,13 +87,21 @@ pub struct Discovered {
     userinfo_endpoint: Option<String>,
 }
 
-/// Why a provider interaction failed. Details go to logs; the browser gets a short page.
-#[derive(Debug, thiserror::Error)]
+/// Why a provider interaction failed. Details go to logs; the browser gets a short page that
+/// says which of these happened.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ProviderError {
-    /// Discovery failed or named another issuer.
-    #[error("identity provider unavailable: {0}")]
-    Unavailable(String),
-    /// The token endpoint refused or answered nonsense.
+    /// No answer: connection refused, timeout, DNS, TLS, or a 5xx.
+    #[error("identity provider unreachable: {0}")]
+    Unreachable(String),
+    /// The provider answers, but not as configured: discovery names another issuer, is not a
+    /// discovery document, or is not found.
+    #[error("identity provider does not match the configuration: {0}")]
+    Misconfigured(String),
+    /// The token endpoint refused the code or refresh token (`invalid_grant`, ...).
+    #[error("token request refused: {0}")]
+    Refused(String),
+    /// The token endpoint answered something that is not a token response.
     #[error("token exchange failed: {0}")]
     Exchange(String),
     /// The ID token did not validate.
@@ -86,6 +110,25 @@ pub enum ProviderError {
     /// Userinfo failed or named another subject.
     #[error("userinfo failed: {0}")]
     UserInfo(String),
+}
+
+type TokenRequestError = RequestTokenError<
+    HttpClientError<reqwest::Error>,
+    StandardErrorResponse<CoreErrorResponseType>,
+>;
+
+impl From<TokenRequestError> for ProviderError {
+    fn from(e: TokenRequestError) -> ProviderError {
+        match &e {
+            RequestTokenError::ServerResponse(answer) => {
+                ProviderError::Refused(answer.error().as_ref().to_string())
+            }
+            RequestTokenError::Request(_) => ProviderError::Unreachable(error_chain(&e)),
+            RequestTokenError::Parse(..) | RequestTokenError::Other(_) => {
+                ProviderError::Exchange(error_chain(&e))
+            }
+        }
+    }
 }
 
 /// Tokens after a code or refresh exchange, with the validated identity.
@@ -124,7 +167,8 @@ pub struct Provider {
     /// ID token verification: audience = client id, keys from the provider's JWKS.
     id_tokens: Arc<Issuer>,
     discovered: ArcSwapOption<Discovered>,
-    discovering: tokio::sync::Mutex<Option<Instant>>,
+    /// The last failed discovery: when, and why (repeated to callers until the next try).
+    discovering: tokio::sync::Mutex<Option<(Instant, ProviderError)>>,
 }
 
 impl std::fmt::Debug for Provider {
@@ -201,15 +245,20 @@ impl Provider {
         if let Some(d) = self.discovered.load_full() {
             return Ok(d);
         }
-        if last.is_some_and(|t| t.elapsed() < REDISCOVER_AFTER) {
-            return Err(ProviderError::Unavailable(
-                "discovery failed recently".into(),
-            ));
+        if let Some((at, why)) = last.as_ref() {
+            if at.elapsed() < REDISCOVER_AFTER {
+                return Err(why.clone());
+            }
         }
-        *last = Some(Instant::now());
-        let discovered = Arc::new(self.discover().await.inspect_err(|e| {
-            tracing::warn!(provider = %self.id, error = %e, "OIDC discovery failed");
-        })?);
+        let discovered = match self.discover().await {
+            Ok(d) => Arc::new(d),
+            Err(e) => {
+                tracing::warn!(provider = %self.id, error = %e, "OIDC discovery failed");
+                *last = Some((Instant::now(), e.clone()));
+                return Err(e);
+            }
+        };
+        *last = None;
         self.discovered.store(Some(discovered.clone()));
         // Warm the ID token keys too.
         self.id_tokens.keys.refresh().await;
@@ -217,7 +266,8 @@ impl Provider {
     }
 
     async fn discover(&self) -> Result<Discovered, ProviderError> {
-        let unavailable = |e: String| ProviderError::Unavailable(e);
+        let unreachable = |e: String| ProviderError::Unreachable(e);
+        let mismatch = |e: String| ProviderError::Misconfigured(e);
         let url = format!(
             "{}/.well-known/openid-configuration",
             self.issuer.trim_end_matches('/')
@@ -227,15 +277,22 @@ impl Provider {
             .get(&url)
             .send()
             .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        if !resp.status().is_success() {
-            return Err(unavailable(format!("discovery answered {}", resp.status())));
+            .map_err(|e| unreachable(error_chain(&e)))?;
+        let status = resp.status();
+        if status.is_server_error() {
+            return Err(unreachable(format!("discovery answered {status}")));
         }
-        let body = resp.bytes().await.map_err(|e| unavailable(e.to_string()))?;
+        if !status.is_success() {
+            return Err(mismatch(format!("discovery answered {status}")));
+        }
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| unreachable(error_chain(&e)))?;
         let metadata: Metadata = serde_json::from_slice(&body)
-            .map_err(|e| unavailable(format!("discovery document: {e}")))?;
+            .map_err(|e| mismatch(format!("discovery document: {e}")))?;
         if metadata.issuer().as_str() != self.issuer {
-            return Err(unavailable(format!(
+            return Err(mismatch(format!(
                 "discovery names issuer `{}`, not the configured `{}`",
                 metadata.issuer().as_str(),
                 self.issuer
@@ -243,7 +300,7 @@ impl Provider {
         }
         let extra = metadata.additional_metadata().clone();
         let userinfo_endpoint = metadata.userinfo_endpoint().map(|u| u.url().to_string());
-        let mut client = CoreClient::from_provider_metadata(
+        let mut client: Client = openidconnect::Client::from_provider_metadata(
             metadata,
             ClientId::new(self.client_id.clone()),
             self.client_secret
@@ -270,7 +327,7 @@ impl Provider {
     ) -> Result<(String, String, String, String), ProviderError> {
         let d = self.discovered().await?;
         let redirect = RedirectUrl::new(redirect_uri.to_string())
-            .map_err(|e| ProviderError::Unavailable(format!("redirect URI: {e}")))?;
+            .map_err(|e| ProviderError::Misconfigured(format!("redirect URI: {e}")))?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = d
             .client
@@ -316,13 +373,11 @@ impl Provider {
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_string()))
             .set_redirect_uri(Cow::Owned(redirect))
             .request_async(&self.http)
-            .await
-            .map_err(|e| ProviderError::Exchange(error_chain(&e)))?;
+            .await?;
         let id_token = response
-            .id_token()
-            .map(|t| t.to_string())
+            .raw_id_token()
             .ok_or_else(|| ProviderError::IdToken("no id_token in the token response".into()))?;
-        let claims = self.validate_id_token(&id_token, Some(nonce)).await?;
+        let claims = self.validate_id_token(id_token, Some(nonce)).await?;
         let claims = if self.userinfo {
             self.merge_userinfo(&d, response.access_token().secret(), claims)
                 .await?
@@ -332,12 +387,14 @@ impl Provider {
         let refresh_token = response.refresh_token().map(|t| t.secret().as_str());
         Ok(SignedIn {
             expires_in: expires_in(response.expires_in(), &claims),
-            user: record(&claims, &id_token, refresh_token)?,
+            user: record(&claims, id_token, refresh_token)?,
         })
     }
 
-    /// Uses the refresh token of a signed-in user; the new ID token (if any) must name the
-    /// same subject.
+    /// Uses the refresh token of a signed-in user. A new ID token must describe the same
+    /// sign-in (OIDC Core 12.2: `iss`, `sub`, `aud`, `azp`, `auth_time`); claims it lacks
+    /// (those that came from userinfo, say) are kept from the session, and with `userinfo`
+    /// they are read again with the new access token.
     pub async fn refresh(
         &self,
         refresh_token: &str,
@@ -351,21 +408,32 @@ impl Provider {
             .exchange_refresh_token(&token)
             .map_err(|e| ProviderError::Exchange(e.to_string()))?
             .request_async(&self.http)
-            .await
-            .map_err(|e| ProviderError::Exchange(error_chain(&e)))?;
-        let (claims, id_token) = match response.id_token() {
-            Some(t) => {
-                let raw = t.to_string();
-                let claims = self.validate_id_token(&raw, None).await?;
-                if claims.get("sub") != previous.get("sub") {
-                    return Err(ProviderError::IdToken(
-                        "refreshed ID token names another subject".into(),
-                    ));
+            .await?;
+        let (mut claims, id_token) = match response.raw_id_token() {
+            Some(raw) => {
+                let mut claims = self.validate_id_token(raw, None).await?;
+                same_sign_in(&previous, &claims)?;
+                for (name, value) in &previous {
+                    if !claims.contains_key(name) && !TOKEN_BOUND.contains(&name.as_str()) {
+                        claims.insert(name.clone(), value.clone());
+                    }
                 }
-                (claims, raw)
+                (claims, raw.to_string())
             }
             None => (previous, previous_user.id_token()),
         };
+        if self.userinfo {
+            let access_token = response.access_token().secret();
+            match self.merge_userinfo(&d, access_token, claims.clone()).await {
+                Ok(merged) => claims = merged,
+                // Another subject is an attack or a broken provider: the session ends.
+                Err(e @ ProviderError::IdToken(_)) => return Err(e),
+                // Unreachable for a moment: the claims read at the last success stay.
+                Err(e) => {
+                    tracing::warn!(provider = %self.id, error = %e, "userinfo failed at refresh; keeping the session's claims")
+                }
+            }
+        }
         // Rotating refresh tokens: keep the new one; otherwise the old one stays valid.
         let refresh_token = response
             .refresh_token()
@@ -444,19 +512,55 @@ impl Provider {
         }
         let info: Claims = resp.json().await.map_err(|e| failed(e.to_string()))?;
         if info.get("sub") != claims.get("sub") {
-            return Err(failed("userinfo names another subject".into()));
+            return Err(ProviderError::IdToken(
+                "userinfo names another subject".into(),
+            ));
         }
         for (k, v) in info {
             // ID token claims that bind the token stay as validated.
-            if !matches!(
-                k.as_str(),
-                "iss" | "aud" | "exp" | "iat" | "nonce" | "azp" | "sub"
-            ) {
+            if !TOKEN_BOUND.contains(&k.as_str()) {
                 claims.insert(k, v);
             }
         }
         Ok(claims)
     }
+}
+
+/// Claims that describe one ID token rather than the user: never taken from userinfo, never
+/// carried from an old ID token into a new one.
+const TOKEN_BOUND: [&str; 11] = [
+    "iss", "sub", "aud", "exp", "iat", "nbf", "nonce", "azp", "at_hash", "c_hash", "jti",
+];
+
+/// OIDC Core 12.2: a refreshed ID token names the same issuer, subject, audience and
+/// authorized party as the sign-in's, and the same `auth_time` when it has one.
+fn same_sign_in(previous: &Claims, renewed: &Claims) -> Result<(), ProviderError> {
+    // `aud` may be written as one string or a list of one.
+    let audiences = |c: &Claims| -> Vec<Value> {
+        match c.get("aud") {
+            Some(Value::Array(list)) => list.clone(),
+            Some(one) => vec![one.clone()],
+            None => Vec::new(),
+        }
+    };
+    if audiences(previous) != audiences(renewed) {
+        return Err(ProviderError::IdToken(
+            "the refreshed ID token has another `aud`".into(),
+        ));
+    }
+    for name in ["iss", "sub", "azp"] {
+        if previous.get(name) != renewed.get(name) {
+            return Err(ProviderError::IdToken(format!(
+                "the refreshed ID token has another `{name}`"
+            )));
+        }
+    }
+    if renewed.contains_key("auth_time") && previous.get("auth_time") != renewed.get("auth_time") {
+        return Err(ProviderError::IdToken(
+            "the refreshed ID token has another `auth_time`".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn expires_in(access: Option<Duration>, claims: &Claims) -> Duration {

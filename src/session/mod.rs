@@ -32,6 +32,9 @@ pub struct Session {
     /// When the tokens should be refreshed (expiry of the access token, or of the ID token),
     /// in milliseconds since the Unix epoch (the times are kept as 8 bytes, not 16).
     tokens_expire_at: u64,
+    /// When those tokens were issued (sign-in or the last refresh), in the same unit: the
+    /// refresh pace is bounded by their lifetime.
+    tokens_issued_at: u64,
     /// The absolute end of the session (sign-in time + the app's `session_duration`).
     expires_at: u64,
     /// Last use (the idle timer).
@@ -64,6 +67,7 @@ impl Session {
             provider,
             user,
             tokens_expire_at: millis(tokens_expire_at),
+            tokens_issued_at: now_millis(),
             expires_at: millis(expires_at),
             last_used: AtomicU64::new(now_millis()),
         }
@@ -83,6 +87,25 @@ impl Session {
     /// When the tokens should be refreshed.
     pub fn tokens_expire_at(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(self.tokens_expire_at)
+    }
+
+    /// When the current tokens were issued.
+    pub fn tokens_issued_at(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.tokens_issued_at)
+    }
+
+    /// When the tokens are due for a refresh: `before` their expiry, but never before half
+    /// their lifetime (at least a second) has passed, so a provider whose tokens live no
+    /// longer than `before` is not asked again on every request.
+    pub fn refresh_due_at(&self, before: Duration) -> SystemTime {
+        let expire = self.tokens_expire_at();
+        let issued = self.tokens_issued_at();
+        let lifetime = expire.duration_since(issued).unwrap_or_default();
+        let earliest = issued + (lifetime / 2).max(MIN_REFRESH_INTERVAL);
+        expire
+            .checked_sub(before)
+            .unwrap_or(UNIX_EPOCH)
+            .max(earliest)
     }
 
     /// The absolute end of the session.
@@ -105,6 +128,9 @@ impl Session {
         Duration::from_millis(self.expires_at.saturating_sub(now_millis()))
     }
 }
+
+/// Two refreshes of one session's tokens are at least this far apart.
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Where sessions live. Implementations expire a session at its absolute `expires_at` and
 /// after `idle_timeout` without use.
@@ -132,4 +158,36 @@ pub fn new_id() -> SessionId {
     let mut id = [0u8; ID_LEN];
     aws_lc_rs::rand::fill(&mut id).expect("the system random source is available");
     id
+}
+
+#[cfg(test)]
+mod refresh_pace_tests {
+    use super::*;
+
+    fn session(lifetime: Duration) -> Session {
+        let claims = serde_json::json!({"sub": "u1"});
+        let user = UserRecord::new(claims.as_object().unwrap(), "a.b.c", Some("r")).unwrap();
+        Session::new(
+            "app".into(),
+            "idp".into(),
+            user,
+            SystemTime::now() + lifetime,
+            SystemTime::now() + Duration::from_secs(86_400),
+        )
+    }
+
+    #[test]
+    fn refreshes_come_before_expiry_but_at_most_once_per_half_lifetime() {
+        let hour = session(Duration::from_secs(3600));
+        let due = hour.refresh_due_at(Duration::from_secs(60));
+        assert_eq!(due, hour.tokens_expire_at() - Duration::from_secs(60));
+        // Tokens that live no longer than the margin: half their lifetime, not at once.
+        let short = session(Duration::from_secs(30));
+        let due = short.refresh_due_at(Duration::from_secs(60));
+        assert_eq!(due, short.tokens_issued_at() + Duration::from_secs(15));
+        // Tokens with no lifetime at all: still at most one refresh a second.
+        let none = session(Duration::ZERO);
+        let due = none.refresh_due_at(Duration::from_secs(60));
+        assert_eq!(due, none.tokens_issued_at() + MIN_REFRESH_INTERVAL);
+    }
 }

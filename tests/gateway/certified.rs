@@ -149,9 +149,13 @@ apps:
     assert_eq!(claims["iss"], provider.issuer);
 
     // Sign out: the session ends here and the browser is sent to the provider's end-session
-    // endpoint with the ID token hint.
+    // endpoint with the ID token hint. The button is on the app's own page (same origin).
     let out = b
-        .request("POST", &format!("{base}/_auth/logout"), &[])
+        .request(
+            "POST",
+            &format!("{base}/_auth/logout"),
+            &[("sec-fetch-site", "same-origin")],
+        )
         .await;
     assert_eq!(out.status, 302);
     let location = out.location.unwrap();

@@ -39,6 +39,14 @@ pub struct Knobs {
     pub expires_in: Option<u64>,
     pub refreshed_expires_in: Option<u64>,
     pub refresh_fails: bool,
+    /// Claims left out of the ID tokens of a sign-in.
+    pub id_drop: Vec<&'static str>,
+    /// Claims set on (or, with `null`, removed from) refreshed ID tokens.
+    pub refreshed_claims: Option<Value>,
+    /// Claims only userinfo answers with.
+    pub userinfo_extra: Option<Value>,
+    /// The token endpoint discovery names (default: the provider's own).
+    pub token_endpoint: Option<String>,
 }
 
 struct Grant {
@@ -64,6 +72,7 @@ pub struct TestIdp {
     pub addr: SocketAddr,
     key: Arc<TestKey>,
     state: Arc<Mutex<State>>,
+    started: u64,
 }
 
 impl TestIdp {
@@ -73,6 +82,7 @@ impl TestIdp {
             addr: listener.local_addr().unwrap(),
             key: Arc::new(TestKey::rsa("idp-key")),
             state: Arc::new(Mutex::new(State::default())),
+            started: now(),
         };
         let served = idp.clone();
         tokio::spawn(async move {
@@ -176,7 +186,7 @@ impl TestIdp {
             json!({
                 "issuer": knobs.discovery_issuer.unwrap_or_else(|| iss.clone()),
                 "authorization_endpoint": format!("{iss}/authorize"),
-                "token_endpoint": format!("{iss}/token"),
+                "token_endpoint": knobs.token_endpoint.clone().unwrap_or_else(|| format!("{iss}/token")),
                 "jwks_uri": format!("{iss}/jwks"),
                 "userinfo_endpoint": format!("{iss}/userinfo"),
                 "end_session_endpoint": format!("{iss}/end_session"),
@@ -278,7 +288,18 @@ impl TestIdp {
                 state
                     .refresh_tokens
                     .insert(rotated.clone(), "user-1".into());
-                let id_token = self.id_token(&Knobs::default(), None);
+                let mut id_token = self.id_token(&Knobs::default(), None);
+                if let Some(changes) = &knobs.refreshed_claims {
+                    let mut claims = self.claims(&Knobs::default(), None);
+                    for (k, v) in changes.as_object().unwrap() {
+                        if v.is_null() {
+                            claims.as_object_mut().unwrap().remove(k);
+                        } else {
+                            claims[k] = v.clone();
+                        }
+                    }
+                    id_token = self.key.token(&claims);
+                }
                 state.issued_id_tokens.push(id_token.clone());
                 json_response(
                     200,
@@ -292,17 +313,26 @@ impl TestIdp {
         }
     }
 
-    fn id_token(&self, knobs: &Knobs, nonce: Option<&str>) -> String {
+    /// The claims of an ID token (`auth_time` is the provider's start, like one sign-in).
+    fn claims(&self, knobs: &Knobs, nonce: Option<&str>) -> Value {
         let exp = (now() as i64 + knobs.id_exp_offset.unwrap_or(600)) as u64;
         let mut claims = json!({
             "iss": knobs.id_iss.clone().unwrap_or_else(|| self.issuer()),
             "aud": knobs.id_aud.clone().unwrap_or(json!(CLIENT_ID)),
             "sub": "user-1", "email": "user@example.com", "groups": ["staff"],
-            "iat": now(), "exp": exp,
+            "iat": now(), "exp": exp, "auth_time": self.started,
         });
         if let Some(n) = nonce {
             claims["nonce"] = json!(n);
         }
+        for name in &knobs.id_drop {
+            claims.as_object_mut().unwrap().remove(*name);
+        }
+        claims
+    }
+
+    fn id_token(&self, knobs: &Knobs, nonce: Option<&str>) -> String {
+        let claims = self.claims(knobs, nonce);
         if knobs.id_alg_none {
             let header = b64(json!({"alg": "none"}).to_string().as_bytes());
             return format!("{header}.{}.", b64(claims.to_string().as_bytes()));
@@ -318,11 +348,14 @@ impl TestIdp {
 
     fn userinfo(&self) -> Response<Full<Bytes>> {
         let knobs = self.state.lock().unwrap().knobs.clone();
-        json_response(
-            200,
-            json!({"sub": knobs.userinfo_sub.unwrap_or_else(|| "user-1".into()),
-                   "email": "user@example.com", "name": "Test User"}),
-        )
+        let mut info = json!({"sub": knobs.userinfo_sub.unwrap_or_else(|| "user-1".into()),
+                              "email": "user@example.com", "name": "Test User"});
+        if let Some(extra) = knobs.userinfo_extra {
+            for (k, v) in extra.as_object().unwrap() {
+                info[k] = v.clone();
+            }
+        }
+        json_response(200, info)
     }
 }
 

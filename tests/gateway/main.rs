@@ -14,6 +14,7 @@ mod idp;
 mod jwt;
 mod operability;
 mod protocols;
+mod refresh;
 mod routing;
 mod signin;
 mod smuggling;

@@ -321,7 +321,7 @@ async fn discovery_naming_another_issuer_refuses_the_provider() {
     let hop = b
         .get(&format!("http://app.test:{}/private", gw.addr.port()))
         .await;
-    assert_eq!(hop.status, 503);
+    assert_eq!(hop.status, 502);
     assert!(hop.body.contains("identity provider"));
     assert_eq!(s.idp.token_calls(), 0);
 }

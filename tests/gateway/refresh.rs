@@ -1,0 +1,173 @@
+//! Token refresh and provider failures through the real gateway: claims that only userinfo
+//! gives survive a refresh, a refreshed ID token must describe the same sign-in, refreshes
+//! keep a bounded pace, and every failure page says what actually happened.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::free_port;
+use crate::signin::{setup, Setup};
+
+async fn sign_in(s: &Setup) -> crate::browser::Browser {
+    let mut b = s.browser();
+    let last = s.sign_in(&mut b, "/private").await.pop().unwrap();
+    assert_eq!(last.status, 200, "{}", last.body);
+    b
+}
+
+#[tokio::test]
+async fn claims_only_userinfo_gives_survive_a_refresh() {
+    let s = setup(", userinfo: true", "", "refresh_before_expiry: 0s").await;
+    s.idp.set(|k| {
+        k.id_drop = vec!["groups"];
+        k.userinfo_extra = Some(json!({"groups": ["staff"]}));
+        k.refreshed_claims = Some(json!({"groups": null}));
+        k.expires_in = Some(2);
+        k.refreshed_expires_in = Some(3600);
+    });
+    let mut b = sign_in(&s).await;
+    let staff = format!("{}/staff/x", s.base);
+    assert_eq!(b.get(&staff).await.status, 200, "groups from userinfo");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        b.get(&staff).await.status,
+        200,
+        "still there after the refresh"
+    );
+    assert_eq!(s.idp.refresh_calls(), 1);
+    // Even when userinfo is not asked again, the session keeps what it had.
+    s.idp.set(|k| k.userinfo_extra = None);
+    let me: serde_json::Value =
+        serde_json::from_str(&b.get(&format!("{}/_auth/me", s.base)).await.body).unwrap();
+    assert_eq!(me["groups"], json!(["staff"]));
+}
+
+#[tokio::test]
+async fn a_refreshed_id_token_for_another_sign_in_ends_the_session() {
+    for (why, changes) in [
+        ("azp appears", json!({"azp": "authgate-test"})),
+        ("another auth_time", json!({"auth_time": 1_000_000_000u64})),
+        (
+            "aud gains a member",
+            json!({"aud": ["authgate-test", "other"], "azp": "authgate-test"}),
+        ),
+    ] {
+        let s = setup("", "", "refresh_before_expiry: 0s").await;
+        s.idp.set(|k| {
+            k.expires_in = Some(2);
+            k.refreshed_claims = Some(changes.clone());
+        });
+        let mut b = sign_in(&s).await;
+        let me = format!("{}/_auth/me", s.base);
+        assert_eq!(b.get(&me).await.status, 200, "{why}");
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_eq!(b.get(&me).await.status, 401, "{why}: the session ended");
+        assert_eq!(s.idp.refresh_calls(), 1, "{why}");
+    }
+    // The same sign-in with a string `aud` in place of a list of one is the same audience.
+    let s = setup("", "", "refresh_before_expiry: 0s").await;
+    s.idp.set(|k| {
+        k.expires_in = Some(2);
+        k.refreshed_claims = Some(json!({"aud": ["authgate-test"]}));
+    });
+    let mut b = sign_in(&s).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(b.get(&format!("{}/_auth/me", s.base)).await.status, 200);
+    assert_eq!(s.idp.refresh_calls(), 1);
+}
+
+#[tokio::test]
+async fn short_lived_tokens_are_not_refreshed_on_every_request() {
+    // Tokens live 2 s, less than the default 60 s margin: every request used to refresh.
+    let s = setup("", "", "").await;
+    s.idp.set(|k| {
+        k.expires_in = Some(2);
+        k.refreshed_expires_in = Some(2);
+    });
+    let mut b = sign_in(&s).await;
+    for i in 0..10 {
+        assert_eq!(b.get(&format!("{}/private/{i}", s.base)).await.status, 200);
+    }
+    assert_eq!(
+        s.idp.refresh_calls(),
+        0,
+        "not due before half their lifetime"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let cookie = format!("authgate={}", b.jar["authgate"]);
+    let client = reqwest::Client::builder()
+        .resolve("app.test", s.gw.addr)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let request = client
+            .get(format!("{}/private/{i}", s.base))
+            .header("cookie", cookie.clone());
+        tasks.push(tokio::spawn(async move {
+            request.send().await.unwrap().status().as_u16()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    assert_eq!(s.idp.refresh_calls(), 1, "one refresh for the burst");
+}
+
+#[tokio::test]
+async fn an_id_token_without_sub_or_iat_is_refused_like_any_bad_id_token() {
+    for claim in ["sub", "iat"] {
+        let s = setup("", "", "").await;
+        s.idp.set(|k| k.id_drop = vec![claim]);
+        let mut b = s.browser();
+        let last = s.sign_in(&mut b, "/private").await.pop().unwrap();
+        assert_eq!(last.status, 401, "no {claim}: {}", last.body);
+        assert!(last.body.contains("could not be verified"), "{}", last.body);
+        assert!(!b.jar.contains_key("authgate"));
+        assert!(s.origin.seen().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn failure_pages_say_what_happened() {
+    // The token endpoint refuses connections (set before the gateway discovers it).
+    let s = setup("", "", "").await;
+    let closed = format!("http://127.0.0.1:{}/token", free_port());
+    s.idp.set(|k| k.token_endpoint = Some(closed));
+    let gw = gateway_for(&s).await;
+    let mut b = crate::browser::Browser::new("app.test", gw.addr);
+    let hops = b
+        .follow(&format!("http://app.test:{}/private", gw.addr.port()))
+        .await;
+    let last = hops.last().unwrap();
+    assert_eq!(last.status, 503, "{}", last.body);
+    assert!(last.body.contains("cannot be reached"), "{}", last.body);
+
+    // Discovery names another issuer: the provider answers, but not as configured.
+    let s = setup("", "", "").await;
+    s.idp
+        .set(|k| k.discovery_issuer = Some("https://elsewhere.test".into()));
+    let gw = gateway_for(&s).await;
+    let mut b = crate::browser::Browser::new("app.test", gw.addr);
+    for _ in 0..2 {
+        // The second answer comes from the remembered failure, and says the same.
+        let hop = b
+            .get(&format!("http://app.test:{}/private", gw.addr.port()))
+            .await;
+        assert_eq!(hop.status, 502, "{}", hop.body);
+        assert!(hop.body.contains("do not match"), "{}", hop.body);
+        assert!(!hop.body.contains("cannot be reached"), "{}", hop.body);
+    }
+}
+
+/// A second gateway for the set-up's provider and origin, started after a knob was set.
+async fn gateway_for(s: &Setup) -> crate::common::Gateway {
+    crate::common::Gateway::start(&format!(
+        "oidc_providers:\n{}\napps:\n  - {{id: app, host: app.test, origin: {{url: '{}'}}}}\n",
+        s.idp.provider_yaml(""),
+        s.origin.url()
+    ))
+    .await
+}
