@@ -117,7 +117,12 @@ fn challenge(reject: &Reject) -> Option<String> {
         Reject::MalformedCredentials | Reject::InvalidToken(_) | Reject::UnsafeIdentity => Some(
             format!("{REALM}, error=\"invalid_token\", error_description=\"{reject}\""),
         ),
-        Reject::Insufficient(Unmet::Scope) => Some(format!(
+        // §3.1: a malformed request (two `Authorization` headers, a token in the query).
+        Reject::BadRequest(_) => Some(format!(
+            "{REALM}, error=\"invalid_request\", error_description=\"{reject}\""
+        )),
+        // §3.1: the identity lacks what the route requires (a scope, a group, a claim value).
+        Reject::Insufficient(_) => Some(format!(
             "{REALM}, error=\"insufficient_scope\", error_description=\"{reject}\""
         )),
         _ => None,

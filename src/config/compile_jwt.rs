@@ -56,6 +56,19 @@ pub fn parse_algorithms(names: &[String], at: &str, problems: &mut Problems) -> 
 
 /// Compiles every issuer, reporting problems under `jwt_issuers[N]`.
 pub fn issuers(files: Vec<JwtIssuerFile>, problems: &mut Problems) -> Vec<Arc<Issuer>> {
+    // Tokens are matched to an issuer by their `iss`: two entries for one issuer would leave
+    // one of them silently unused.
+    for (j, later) in files.iter().enumerate() {
+        if let Some(i) = files[..j].iter().position(|f| f.issuer == later.issuer) {
+            problems.add(
+                &format!("jwt_issuers[{j}].issuer"),
+                format!(
+                    "`{}` is already the issuer of jwt_issuers[{i}] (`{}`); give each issuer one entry",
+                    later.issuer, files[i].id
+                ),
+            );
+        }
+    }
     compile_list(
         files,
         "jwt_issuers",
@@ -250,6 +263,27 @@ apps:
             "apps accept every issuer by default"
         );
         assert!(app.forward_authorization);
+    }
+
+    #[test]
+    fn one_issuer_may_have_one_entry_only() {
+        let problems = crate::config::from_yaml(
+            "
+jwt_issuers:
+  - {id: a, issuer: 'https://id.test', audiences: [api]}
+  - {id: b, issuer: 'https://other.test', audiences: [api]}
+  - {id: c, issuer: 'https://id.test', audiences: [admin]}
+apps: []
+",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            problems.contains("jwt_issuers[2].issuer")
+                && problems.contains("already the issuer of jwt_issuers[0] (`a`)"),
+            "{problems}"
+        );
+        assert!(!problems.contains("jwt_issuers[1]"), "{problems}");
     }
 
     #[test]

@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse,
+};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
 /// One usable verification key.
@@ -74,18 +76,41 @@ impl KeySet {
         });
     }
 
-    /// Keys that may verify a token with this `kid` (or, without a `kid`, every key without
-    /// one) and this algorithm.
+    /// Keys that may verify a token with this `kid` and this algorithm. A token without a
+    /// `kid` may use the one key of the set that fits its algorithm; when several fit, which
+    /// one was meant is ambiguous and none is offered.
     pub fn candidates<'s>(
         &'s self,
         kid: Option<&str>,
         alg: Algorithm,
     ) -> impl Iterator<Item = &'s Key> + 's {
-        let pool: &[Key] = match kid {
-            Some(kid) => self.by_kid.get(kid).map_or(&[], Vec::as_slice),
-            None => &self.without_kid,
-        };
-        pool.iter().filter(move |k| k.algorithms.contains(&alg))
+        let named: &[Key] = kid.map_or(&[], |kid| self.by_kid.get(kid).map_or(&[], Vec::as_slice));
+        let sole = kid.is_none().then(|| self.sole_key_for(alg)).flatten();
+        named
+            .iter()
+            .filter(move |k| k.algorithms.contains(&alg))
+            .chain(sole)
+    }
+
+    /// The only key of the set that fits `alg`, if exactly one does.
+    fn sole_key_for(&self, alg: Algorithm) -> Option<&Key> {
+        let mut fitting = self
+            .without_kid
+            .iter()
+            .chain(self.by_kid.values().flatten())
+            .filter(|k| k.algorithms.contains(&alg));
+        let first = fitting.next()?;
+        fitting.next().is_none().then_some(first)
+    }
+
+    /// True when a token without a `kid` finds no key because several fit `alg`.
+    pub fn is_ambiguous(&self, alg: Algorithm) -> bool {
+        self.without_kid
+            .iter()
+            .chain(self.by_kid.values().flatten())
+            .filter(|k| k.algorithms.contains(&alg))
+            .nth(1)
+            .is_some()
     }
 
     /// True when a `kid` is known.
@@ -108,6 +133,11 @@ fn parse_key(raw: &serde_json::Value) -> Result<Key, String> {
     let jwk: Jwk = serde_json::from_value(raw.clone()).map_err(|e| format!("unparseable: {e}"))?;
     if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
         return Err("an encryption key (use: enc)".into());
+    }
+    if let Some(ops) = &jwk.common.key_operations {
+        if !ops.contains(&KeyOperations::Verify) {
+            return Err("its `key_ops` do not include `verify`".into());
+        }
     }
     let family_algorithms: Vec<Algorithm> = match &jwk.algorithm {
         AlgorithmParameters::RSA(_) => vec![

@@ -4,6 +4,7 @@
 mod claim_set;
 pub mod jwks;
 pub mod keys;
+mod unique_members;
 pub mod verify;
 
 pub use verify::{Claims, Issuer, TokenError, Verified, Verifier};

@@ -22,6 +22,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 
 use super::jwks::IssuerKeys;
+use super::unique_members::UniqueMembers;
 
 /// Claims of a verified token.
 pub type Claims = Map<String, Value>;
@@ -50,6 +51,9 @@ pub enum TokenError {
     /// No key of the issuer has this `kid` (after a permitted refetch).
     #[error("unknown signing key")]
     UnknownKey,
+    /// The token names no `kid` and several of the issuer's keys fit its algorithm.
+    #[error("the token names no key and several fit")]
+    AmbiguousKey,
     /// The issuer's keys are unavailable (never fetched, or too stale).
     #[error("signing keys unavailable")]
     KeysUnavailable,
@@ -251,8 +255,9 @@ impl Parts {
         else {
             return Err(TokenError::Malformed);
         };
+        let header = decode_json(header_b64)?;
         Ok(Parts {
-            header: decode_json(header_b64)?,
+            header: serde_json::from_value(header).map_err(|_| TokenError::Malformed)?,
             payload: decode_json(payload_b64)?,
         })
     }
@@ -299,6 +304,9 @@ impl Issuer {
             }
             if state.keys.is_empty() {
                 return Err(TokenError::KeysUnavailable);
+            }
+            if kid.is_none() && state.keys.is_ambiguous(alg) {
+                return Err(TokenError::AmbiguousKey);
             }
         }
         let mut validation = Validation::new(alg);
@@ -347,11 +355,15 @@ fn check_time_claims(payload: &Value, leeway: u64) -> Result<(), TokenError> {
     }
 }
 
-fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, TokenError> {
+/// A base64url part as JSON. A member name given twice, at any depth, makes the token
+/// malformed: readers disagree on which copy wins (`"scope":"read","scope":"admin"`).
+fn decode_json(part: &str) -> Result<Value, TokenError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| TokenError::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)
+    serde_json::from_slice::<UniqueMembers>(&bytes)
+        .map(|v| v.0)
+        .map_err(|_| TokenError::Malformed)
 }
 
 fn map_error(kind: &ErrorKind) -> TokenError {

@@ -3,6 +3,7 @@
 
 mod acme;
 mod admin_api;
+mod bearer_strictness;
 mod browser;
 mod callback;
 mod certified;

@@ -116,11 +116,13 @@ impl TestKey {
     /// Signs `claims` under an arbitrary header (the signature uses this key whatever the
     /// header says).
     pub fn token_with_header(&self, header: &Value, claims: &Value) -> String {
-        let input = format!(
-            "{}.{}",
-            b64(header.to_string().as_bytes()),
-            b64(claims.to_string().as_bytes())
-        );
+        self.sign_texts(&header.to_string(), &claims.to_string())
+    }
+
+    /// Signs a header and payload given as JSON texts, exactly as written (repeated member
+    /// names included).
+    pub fn sign_texts(&self, header: &str, claims: &str) -> String {
+        let input = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
         let sig = match &self.signer {
             Signer::Rsa(k) => {
                 let mut sig = vec![0u8; k.public_modulus_len()];
@@ -232,6 +234,11 @@ impl JwksServer {
 
     pub fn fetch_count(&self) -> usize {
         self.fetches.load(Ordering::SeqCst)
+    }
+
+    /// Serves this JWKS document as written.
+    pub fn set_jwks(&self, jwks: Value) {
+        *self.jwks.lock().unwrap() = jwks;
     }
 
     pub fn set_keys(&self, keys: &[&TestKey]) {
