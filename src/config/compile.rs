@@ -158,13 +158,17 @@ pub fn compile(file: FileConfig) -> Result<Gateway, Problems> {
         })
         .collect();
 
-    let managed_headers = match ManagedHeaders::compile(&file.identity_headers.strip) {
+    let mut managed_headers = match ManagedHeaders::compile(&file.identity_headers.strip) {
         Ok(headers) => headers,
         Err((i, message)) => {
             problems.add(&format!("identity_headers.strip[{i}]"), message);
             ManagedHeaders::default()
         }
     };
+    match ManagedHeaders::compile(&file.rewrite_headers.strip) {
+        Ok(rewrites) => managed_headers.extend(rewrites),
+        Err((i, message)) => problems.add(&format!("rewrite_headers.strip[{i}]"), message),
+    }
 
     let identity_headers = super::compile_jwt::identity_headers(
         &file.identity_headers,

@@ -45,6 +45,10 @@ pub struct FileConfig {
     /// Identity headers the gateway owns: they are removed from every client request.
     #[serde(default)]
     pub identity_headers: IdentityHeadersFile,
+    /// Headers that ask an origin to serve another path, host or method than the one the
+    /// gateway decided on: they are removed from every client request.
+    #[serde(default)]
+    pub rewrite_headers: RewriteHeadersFile,
     /// OpenID Connect providers apps sign users in with. Default: none.
     #[serde(default)]
     pub oidc_providers: Vec<OidcProviderFile>,
@@ -458,10 +462,17 @@ impl Default for LimitsFile {
 #[serde(deny_unknown_fields, default)]
 pub struct IdentityHeadersFile {
     /// Header names stripped from every client request; a trailing `*` makes a prefix.
-    /// Matching ignores case and treats `_` like `-`.
-    /// Default: `X-Auth-Request-*`, `X-Forwarded-User`, `X-Forwarded-Email`,
-    /// `X-Forwarded-Groups`, `X-Forwarded-Preferred-Username`, `Remote-User`,
-    /// `X-Authgate-Assertion`.
+    /// Matching ignores case and treats `_` like `-`. Default: the gateway's own
+    /// (`X-Auth-Request-*`, `X-Authgate-Assertion`) and those other authentication products
+    /// send, which a legacy app moved behind authgate may still trust: oauth2-proxy
+    /// (`X-Forwarded-User`, `-Email`, `-Groups`, `-Preferred-Username`, `-Access-Token`,
+    /// `GAP-Auth`), Authelia and Authentik (`Remote-*`, `X-Authentik-*`), Apache and
+    /// Grafana (`X-Remote-*`, `X-WebAuth-*`), mod_auth_openidc (`OIDC-*`), Pomerium
+    /// (`X-Pomerium-*`), Cloudflare Access (`Cf-Access-*`), Google IAP
+    /// (`X-Goog-Authenticated-User-*`, `X-Goog-Iap-Jwt-Assertion`), AWS ALB (`X-Amzn-Oidc-*`),
+    /// Azure App Service (`X-MS-Client-Principal*`, `X-MS-Token-*`), Vouch (`X-Vouch-*`),
+    /// Keycloak Gatekeeper (`X-Auth-Userid`, `-Username`, `-Email`, `-Subject`, `-Roles`,
+    /// `-Groups`, `-Audience`, `-Expires-In`).
     pub strip: Vec<String>,
     /// Headers the origin receives for a verified identity, each from a claim (arrays are
     /// joined with `,`). Every name must be covered by `strip`, so a client can never supply
@@ -472,6 +483,42 @@ pub struct IdentityHeadersFile {
     /// Default: 4096.
     pub max_value_bytes: usize,
 }
+
+/// The identity headers stripped by default (see [`IdentityHeadersFile::strip`]).
+pub const DEFAULT_IDENTITY_STRIP: [&str; 32] = [
+    "X-Auth-Request-*",
+    "X-Authgate-Assertion",
+    "X-Forwarded-User",
+    "X-Forwarded-Email",
+    "X-Forwarded-Groups",
+    "X-Forwarded-Preferred-Username",
+    "X-Forwarded-Access-Token",
+    "GAP-Auth",
+    "Remote-*",
+    "X-Authentik-*",
+    "X-Remote-*",
+    "X-WebAuth-*",
+    "OIDC-*",
+    "X-Pomerium-*",
+    "Cf-Access-*",
+    "X-Goog-Authenticated-User-*",
+    "X-Goog-Iap-Jwt-Assertion",
+    "X-Amzn-Oidc-*",
+    "X-MS-Client-Principal*",
+    "X-MS-Token-*",
+    "X-Vouch-*",
+    "X-Auth-Userid",
+    "X-Auth-Username",
+    "X-Auth-Email",
+    "X-Auth-Subject",
+    "X-Auth-Roles",
+    "X-Auth-Groups",
+    "X-Auth-Audience",
+    "X-Auth-Expires-In",
+    "X-Forwarded-Login",
+    "X-Authenticated-User",
+    "X-Authenticated-Userid",
+];
 
 impl Default for IdentityHeadersFile {
     fn default() -> Self {
@@ -485,17 +532,62 @@ impl Default for IdentityHeadersFile {
             .into_iter()
             .collect(),
             max_value_bytes: 4096,
-            strip: [
-                "X-Auth-Request-*",
-                "X-Forwarded-User",
-                "X-Forwarded-Email",
-                "X-Forwarded-Groups",
-                "X-Forwarded-Preferred-Username",
-                "Remote-User",
-                "X-Authgate-Assertion",
-            ]
-            .map(String::from)
-            .to_vec(),
+            strip: DEFAULT_IDENTITY_STRIP.map(String::from).to_vec(),
+        }
+    }
+}
+
+/// Request-rewrite headers the gateway removes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RewriteHeadersFile {
+    /// Header names stripped from every client request, public routes included; a trailing
+    /// `*` makes a prefix, matching ignores case and treats `_` like `-`. An origin that
+    /// honours one of these (Symfony and Laminas read `X-Original-URL` / `X-Rewrite-URL`, IIS
+    /// URL Rewrite too, frameworks read method overrides) would serve another path or method
+    /// than the one the gateway's rules decided on. Default: `X-Original-URL`,
+    /// `X-Original-URI`, `X-Rewrite-URL`, `X-Forwarded-Uri`, `X-Forwarded-Url`,
+    /// `X-Forwarded-Path`, `X-Forwarded-Prefix`, `X-Original-Path`, `X-Envoy-Original-Path`,
+    /// `X-Envoy-Original-Url`, `X-Script-Name`, `X-Forwarded-Script-Name`, `X-Original-Host`,
+    /// `X-Forwarded-Server`, `X-Host`, `X-HTTP-Host-Override`, `X-Forwarded-Port`,
+    /// `X-Forwarded-Scheme`, `X-Forwarded-Ssl`, `X-Url-Scheme`, `Front-End-Https`,
+    /// `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`. Set `[]` only for an
+    /// origin that ignores them all.
+    pub strip: Vec<String>,
+}
+
+/// The rewrite headers stripped by default (see [`RewriteHeadersFile::strip`]).
+pub const DEFAULT_REWRITE_STRIP: [&str; 24] = [
+    "X-Original-URL",
+    "X-Original-URI",
+    "X-Rewrite-URL",
+    "X-Forwarded-Uri",
+    "X-Forwarded-Url",
+    "X-Forwarded-Path",
+    "X-Forwarded-Prefix",
+    "X-Original-Path",
+    "X-Envoy-Original-Path",
+    "X-Envoy-Original-Url",
+    "X-Script-Name",
+    "X-Forwarded-Script-Name",
+    "X-Original-Host",
+    "X-Forwarded-Server",
+    "X-Host",
+    "X-HTTP-Host-Override",
+    "X-Forwarded-Port",
+    "X-Forwarded-Scheme",
+    "X-Forwarded-Ssl",
+    "X-Url-Scheme",
+    "Front-End-Https",
+    "X-HTTP-Method-Override",
+    "X-HTTP-Method",
+    "X-Method-Override",
+];
+
+impl Default for RewriteHeadersFile {
+    fn default() -> Self {
+        Self {
+            strip: DEFAULT_REWRITE_STRIP.map(String::from).to_vec(),
         }
     }
 }
@@ -666,4 +758,10 @@ pub struct PathOptionsFile {
     pub allow_encoded_slash: bool,
     /// Allow `;` in paths (matrix / path parameters such as `;jsessionid=`). Default: false.
     pub allow_semicolon: bool,
+    /// Match route rules ignoring ASCII case (`/ADMINS` and `/%41dmins` meet the rule for
+    /// `/admins`). Turn on for an origin that resolves paths case-insensitively (IIS,
+    /// Windows file systems, some Java and PHP routers); otherwise such a spelling reaches
+    /// it under a weaker rule. The origin still receives the path as the client wrote it.
+    /// Default: false.
+    pub case_insensitive: bool,
 }

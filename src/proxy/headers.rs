@@ -60,6 +60,12 @@ impl ManagedHeaders {
         Ok(managed)
     }
 
+    /// Adds another list's names.
+    pub fn extend(&mut self, other: ManagedHeaders) {
+        self.exact.extend(other.exact);
+        self.prefixes.extend(other.prefixes);
+    }
+
     /// True when a client-sent header of this name must not reach the origin.
     pub fn is_managed(&self, name: &str) -> bool {
         let name = canonical(name);

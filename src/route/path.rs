@@ -217,6 +217,7 @@ mod tests {
         let opts = PathOptionsFile {
             allow_encoded_slash: true,
             allow_semicolon: true,
+            case_insensitive: false,
         };
         assert_eq!(
             normalize("/a%2fb/../c", opts).unwrap(),

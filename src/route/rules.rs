@@ -80,22 +80,42 @@ impl From<RequireFile> for Requirements {
     }
 }
 
+/// A rule's path pattern. With `fold_case` (the app's `paths.case_insensitive`) exact and
+/// prefix patterns compare ignoring ASCII case; globs and regexes are compiled that way.
 #[derive(Debug)]
 enum PathMatcher {
-    Exact(String),
+    Exact {
+        path: String,
+        fold_case: bool,
+    },
     /// Stored without a trailing `/`; the empty string matches every path.
-    Prefix(String),
+    Prefix {
+        path: String,
+        fold_case: bool,
+    },
     Glob(globset::GlobMatcher),
     Regex(regex::Regex),
+}
+
+fn same_text(a: &[u8], b: &[u8], fold_case: bool) -> bool {
+    if fold_case {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a == b
+    }
 }
 
 impl PathMatcher {
     fn matches(&self, path: &str) -> bool {
         match self {
-            PathMatcher::Exact(p) => path == p,
-            PathMatcher::Prefix(p) => {
-                path.starts_with(p.as_str())
-                    && matches!(path.as_bytes().get(p.len()), None | Some(b'/'))
+            PathMatcher::Exact { path: p, fold_case } => {
+                same_text(path.as_bytes(), p.as_bytes(), *fold_case)
+            }
+            PathMatcher::Prefix { path: p, fold_case } => {
+                let path = path.as_bytes();
+                path.get(..p.len())
+                    .is_some_and(|start| same_text(start, p.as_bytes(), *fold_case))
+                    && matches!(path.get(p.len()), None | Some(b'/'))
             }
             PathMatcher::Glob(g) => g.is_match(path),
             PathMatcher::Regex(r) => r.is_match(path),
@@ -162,7 +182,10 @@ impl RouteTable {
                 name: Arc::from("default"),
                 action: default_action.into(),
                 require: Arc::new(Requirements::default()),
-                matcher: PathMatcher::Prefix(String::new()),
+                matcher: PathMatcher::Prefix {
+                    path: String::new(),
+                    fold_case: false,
+                },
                 methods: Vec::new(),
             },
         }
@@ -228,7 +251,14 @@ fn compile_route(
                 return None;
             }
             let len = pattern.len();
-            (PathMatcher::Exact(pattern), (true, len, 3, false))
+            let fold_case = paths.case_insensitive;
+            (
+                PathMatcher::Exact {
+                    path: pattern,
+                    fold_case,
+                },
+                (true, len, 3, false),
+            )
         }
         "prefix" => {
             if !normal_form(&pattern, problems) {
@@ -236,7 +266,14 @@ fn compile_route(
             }
             let trimmed = pattern.trim_end_matches('/').to_string();
             let len = trimmed.len();
-            (PathMatcher::Prefix(trimmed), (false, len, 2, false))
+            let fold_case = paths.case_insensitive;
+            (
+                PathMatcher::Prefix {
+                    path: trimmed,
+                    fold_case,
+                },
+                (false, len, 2, false),
+            )
         }
         "glob" => {
             if !pattern.starts_with('/') {
@@ -246,6 +283,7 @@ fn compile_route(
             let glob = globset::GlobBuilder::new(&pattern)
                 .literal_separator(true)
                 .backslash_escape(true)
+                .case_insensitive(paths.case_insensitive)
                 .build();
             match glob {
                 Ok(glob) => {
@@ -264,7 +302,10 @@ fn compile_route(
         _ => {
             let unanchored = pattern.strip_prefix('^').unwrap_or(&pattern);
             let unanchored = unanchored.strip_suffix('$').unwrap_or(unanchored);
-            match regex::Regex::new(&format!("^(?:{unanchored})$")) {
+            let re = regex::RegexBuilder::new(&format!("^(?:{unanchored})$"))
+                .case_insensitive(paths.case_insensitive)
+                .build();
+            match re {
                 Ok(re) => {
                     let len = if unanchored.contains('|') {
                         0
@@ -331,6 +372,35 @@ mod tests {
         &table
             .decide(&Method::from_bytes(method.as_bytes()).unwrap(), path)
             .name
+    }
+
+    #[test]
+    fn case_folding_is_an_app_option() {
+        let files: Vec<RouteFile> = serde_yaml_ng::from_str(
+            "[{prefix: /admins, action: deny}, {exact: /Billing, action: deny}, {glob: '/r/*.pdf', action: deny}, {regex: '/e/[0-9]+', action: deny}]",
+        )
+        .unwrap();
+        let paths = PathOptionsFile {
+            case_insensitive: true,
+            ..PathOptionsFile::default()
+        };
+        let mut problems = Problems::default();
+        let table = RouteTable::compile(files, ActionFile::Public, paths, "apps[0]", &mut problems);
+        assert!(problems.is_empty());
+        for path in ["/ADMINS", "/aDmInS/x", "/billing", "/R/A.PDF", "/E/1"] {
+            assert_eq!(
+                table.decide(&Method::GET, path).action,
+                Action::Deny,
+                "{path}"
+            );
+        }
+        for path in ["/adminsx", "/billing/x", "/r/a/b.pdf"] {
+            assert_eq!(
+                table.decide(&Method::GET, path).action,
+                Action::Public,
+                "{path}"
+            );
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod hygiene;
 mod idp;
 mod jwt;
 mod operability;
+mod origin_trust;
 mod protocols;
 mod refresh;
 mod routing;
