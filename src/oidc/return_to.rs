@@ -1,11 +1,29 @@
 //! Where a browser may be sent back to after sign-in: only a relative path on the same app.
-//! Every open-redirect trick — `//evil`, `/\evil`, tabs or line breaks, schemes, user-info
-//! `@`, and their percent-encoded forms — falls back to `/`.
+//! The path is first normalised the way requests are (dot segments removed, `//` merged, so
+//! `/.//evil` and `/%2e%2e//evil` cannot resolve to `//evil` in the browser), then judged.
+//! Every open-redirect trick — `//evil`, `/\evil`, whitespace, tabs or line breaks, schemes,
+//! user-info `@`, and their percent-encoded forms — falls back to `/`.
+
+use crate::config::model::PathOptionsFile;
+use crate::route::path::normalize;
 
 /// The safe form of a requested return path (`/` when it is not safe).
 pub fn sanitize(requested: &str) -> String {
-    if is_safe(requested) {
-        requested.to_string()
+    if requested.bytes().any(|b| b.is_ascii_whitespace()) {
+        return "/".to_string();
+    }
+    let split = requested.find(['?', '#']).unwrap_or(requested.len());
+    let (path, rest) = requested.split_at(split);
+    // Judge the raw form too: normalising must not launder `//evil` into `/evil`.
+    if !is_safe(requested) {
+        return "/".to_string();
+    }
+    let Ok(path) = normalize(path, PathOptionsFile::default()) else {
+        return "/".to_string();
+    };
+    let normalised = format!("{path}{rest}");
+    if is_safe(&normalised) {
+        normalised
     } else {
         "/".to_string()
     }
@@ -80,6 +98,21 @@ mod tests {
     }
 
     #[test]
+    fn dot_segments_cannot_make_a_second_slash() {
+        for (requested, expected) in [
+            ("/.//evil.test", "/evil.test"),
+            ("/..//evil.test", "/evil.test"),
+            ("/%2e%2e//evil.test", "/evil.test"),
+            ("/a/./b/../c?x=/../y", "/a/c?x=/../y"),
+            ("/%2E/%2e%2E/", "/"),
+        ] {
+            let got = sanitize(requested);
+            assert_eq!(got, expected, "{requested}");
+            assert!(!got.starts_with("//"));
+        }
+    }
+
+    #[test]
     fn open_redirect_tricks_fall_back_to_root() {
         for bad in [
             "//evil.test",
@@ -100,6 +133,9 @@ mod tests {
             "evil.test",
             "",
             "/\u{e9}vil",
+            "/ /evil.test",
+            "/\u{b}/evil.test",
+            "/x y",
         ] {
             assert_eq!(sanitize(bad), "/", "{bad:?}");
         }

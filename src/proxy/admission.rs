@@ -10,7 +10,7 @@ use pingora::http::RequestHeader;
 use crate::config::{App, Gateway};
 use crate::proxy::framing;
 use crate::respond::Reject;
-use crate::route::host::canonical_host;
+use crate::route::host::{canonical_host, parse_host};
 use crate::route::path::{normalize, without_parameters};
 use crate::route::rules::{Action, Requirements, Route};
 
@@ -21,8 +21,8 @@ pub struct Admitted {
     pub app: Arc<App>,
     /// The canonical host the client asked for.
     pub host: String,
-    /// The host as the client wrote it (port included), for `Host: original` and
-    /// `X-Forwarded-Host`.
+    /// The canonical host with the port the client wrote (if any), for `Host: original`,
+    /// `X-Forwarded-Host` and every URL the gateway builds: never the raw spelling.
     pub client_host: String,
     /// The deciding route's name.
     pub route: Arc<str>,
@@ -43,7 +43,11 @@ pub struct Admitted {
 pub fn admit(gw: &Gateway, req: &RequestHeader) -> Result<Admitted, (Reject, Option<Arc<App>>)> {
     framing::check(req, &gw.limits).map_err(|r| (r, None))?;
     let raw_host = request_host(req).map_err(|r| (r, None))?;
-    let host = canonical_host(raw_host).ok_or((Reject::BadHost, None))?;
+    let (host, port) = parse_host(raw_host).ok_or((Reject::BadHost, None))?;
+    let client_host = match port {
+        Some(port) => format!("{host}:{port}"),
+        None => host.clone(),
+    };
     let app = gw
         .hosts
         .lookup(&host)
@@ -67,7 +71,7 @@ pub fn admit(gw: &Gateway, req: &RequestHeader) -> Result<Admitted, (Reject, Opt
         action: route.action,
         require: route.require.clone(),
         host,
-        client_host: raw_host.trim().to_string(),
+        client_host,
         upstream_uri,
         path,
         app: app.clone(),

@@ -1,41 +1,71 @@
 //! Host → app lookup. Host names are compared lower-case, without a trailing dot and without
-//! the port, so `App.Example.com.:8443` finds the app for `app.example.com`.
+//! the port, so `App.Example.com.:8443` finds the app for `app.example.com`. A value is read
+//! once, strictly: what is not a host name (an empty label, a second colon, a port out of
+//! range) is refused, never repaired, so no other spelling of a host reaches an app.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::config::App;
 
-/// Canonical form of a host name or `Host` header value: lower-case, port and trailing dot
-/// removed. IPv6 literals keep their brackets. Returns `None` for a value that cannot be a
-/// host (empty, bad characters).
-pub fn canonical_host(raw: &str) -> Option<String> {
+/// A `Host` header value read strictly: the canonical host name (lower-case, no trailing
+/// dot; IPv6 literals keep their brackets) and the port when one is written. `None` for a
+/// value that is not a host.
+pub fn parse_host(raw: &str) -> Option<(String, Option<u16>)> {
     let raw = raw.trim();
-    let host = if raw.starts_with('[') {
+    let (host, port) = if raw.starts_with('[') {
         let end = raw.find(']')?;
         let (host, rest) = raw.split_at(end + 1);
-        if !(rest.is_empty() || rest.strip_prefix(':').is_some_and(is_port)) {
+        let inside = &host[1..host.len() - 1];
+        let literal = !inside.is_empty()
+            && inside.contains(':')
+            && inside
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        if !literal {
+            return None;
+        }
+        match rest {
+            "" => (host, None),
+            _ => (host, Some(port(rest.strip_prefix(':')?)?)),
+        }
+    } else {
+        match raw.split_once(':') {
+            Some((host, written)) => (host, Some(port(written)?)),
+            None => (raw, None),
+        }
+    };
+    let host = if host.starts_with('[') {
+        host
+    } else {
+        let host = host.strip_suffix('.').unwrap_or(host);
+        let labels_ok = host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+        if !labels_ok {
             return None;
         }
         host
-    } else {
-        match raw.rsplit_once(':') {
-            Some((host, port)) if is_port(port) => host,
-            Some(_) => return None,
-            None => raw,
-        }
     };
-    let host = host.strip_suffix('.').unwrap_or(host);
-    let valid = !host.is_empty()
-        && host.len() <= 253
-        && host.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'[' | b']' | b':')
-        });
-    valid.then(|| host.to_ascii_lowercase())
+    (!host.is_empty() && host.len() <= 253).then(|| (host.to_ascii_lowercase(), port))
 }
 
-fn is_port(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit())
+/// The canonical form of a host name or `Host` header value (see [`parse_host`]), without
+/// its port.
+pub fn canonical_host(raw: &str) -> Option<String> {
+    parse_host(raw).map(|(host, _)| host)
+}
+
+/// A port as written after the colon: 1 to 65535, digits only.
+fn port(written: &str) -> Option<u16> {
+    if written.is_empty() || written.len() > 5 || !written.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    written.parse::<u16>().ok().filter(|p| *p != 0)
 }
 
 /// Every host name the gateway serves, each mapped to its app.
@@ -103,5 +133,33 @@ mod tests {
         assert_eq!(canonical_host("host:port"), None);
         assert_eq!(canonical_host("evil.com/x"), None);
         assert_eq!(canonical_host("[::1]x"), None);
+    }
+
+    #[test]
+    fn other_spellings_of_a_host_are_refused() {
+        for bad in [
+            "app.example.com..",
+            ".app.example.com",
+            "app..example.com",
+            "app.example.com:1:2",
+            "app.example.com:",
+            "app.example.com:0",
+            "app.example.com:65536",
+            "app.example.com:+80",
+            "[]",
+            "[::1]:",
+            "[::1]:1:2",
+            "[app.example.com]",
+            "[::1",
+            &format!("{}.com", "a".repeat(64)),
+        ] {
+            assert_eq!(parse_host(bad), None, "{bad}");
+        }
+        assert_eq!(
+            parse_host("App.Example.com.:08443"),
+            Some(("app.example.com".into(), Some(8443)))
+        );
+        assert_eq!(parse_host("[::1]:80"), Some(("[::1]".into(), Some(80))));
+        assert_eq!(parse_host("a_b.test"), Some(("a_b.test".into(), None)));
     }
 }

@@ -10,6 +10,7 @@ mod certified;
 mod cli;
 mod common;
 mod cookies;
+mod hosts;
 mod hygiene;
 mod idp;
 mod jwt;

@@ -351,6 +351,30 @@ async fn return_paths_cannot_leave_the_app() {
 }
 
 #[tokio::test]
+async fn return_paths_are_normalised_before_they_are_judged() {
+    let s = setup("", "", "").await;
+    for (rd, expected) in [
+        ("/ /evil.test", "/"),
+        ("/\t/evil.test", "/"),
+        ("/.//evil.test", "/evil.test"),
+        ("/..//evil.test", "/evil.test"),
+        ("/%2e%2e//evil.test", "/evil.test"),
+        ("/a/./b/../c?x=1", "/a/c?x=1"),
+    ] {
+        let mut b = s.browser();
+        let encoded: String = url::form_urlencoded::byte_serialize(rd.as_bytes()).collect();
+        let hops = s
+            .sign_in(&mut b, &format!("/_auth/login?rd={encoded}"))
+            .await;
+        let back = hops
+            .iter()
+            .find(|h| h.url.contains("/_auth/callback"))
+            .unwrap();
+        assert_eq!(back.location.as_deref(), Some(expected), "{rd:?}");
+    }
+}
+
+#[tokio::test]
 async fn each_sign_in_issues_a_new_session_id() {
     let s = setup("", "", "").await;
     let mut b = s.browser();
