@@ -90,6 +90,7 @@ struct AdminState {
     readiness: Arc<Readiness>,
     metrics_token: Option<Secret>,
     api: Option<AdminApi>,
+    registry: Option<Arc<crate::registry::Registry>>,
 }
 
 /// The admin API's state and token.
@@ -109,6 +110,7 @@ impl AdminService {
         readiness: Arc<Readiness>,
         metrics_token: Option<Secret>,
         api: Option<AdminApi>,
+        registry: Option<Arc<crate::registry::Registry>>,
     ) -> std::io::Result<AdminService> {
         let listener = std::net::TcpListener::bind(address)?;
         listener.set_nonblocking(true)?;
@@ -120,6 +122,7 @@ impl AdminService {
                 readiness,
                 metrics_token,
                 api,
+                registry,
             }),
         })
     }
@@ -182,7 +185,18 @@ async fn answer(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byt
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => {
             if state.readiness.is_ready().await {
-                text(StatusCode::OK, "ready\n")
+                // Ready: everything that compiles is served. Stored apps or domains that do
+                // not are named, so a probe's log shows what is missing.
+                let unserved = state
+                    .registry
+                    .as_ref()
+                    .map(|r| r.unserved())
+                    .unwrap_or_default();
+                let mut body = String::from("ready\n");
+                for item in unserved.iter() {
+                    body.push_str(&format!("{item}\n"));
+                }
+                text(StatusCode::OK, body)
             } else {
                 text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
             }

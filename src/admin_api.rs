@@ -4,6 +4,8 @@
 //! - `GET /api/apps`, `POST /api/apps`
 //! - `GET /api/apps/{id}`, `PATCH /api/apps/{id}` (JSON merge patch), `DELETE /api/apps/{id}`
 //! - `GET/POST /api/apps/{id}/custom-domains`, `DELETE /api/apps/{id}/custom-domains/{domain}`
+//!   (a removed domain stops serving at once; an app's domains go with it)
+//! - `GET /api/unserved`: stored apps and domains that do not compile and are not served
 //!
 //! Every call needs `Authorization: Bearer <admin.api_token>` (compared in constant time).
 //! Errors are JSON: 400 malformed JSON, 401 no or wrong token, 404 unknown app, 409 id or host
@@ -77,6 +79,19 @@ pub async fn handle(
     let rest = path.trim_end_matches('/');
     if let Some((id, domain)) = domain_path(rest) {
         return custom_domains(api, method, id, domain, body).await;
+    }
+    if rest == "/api/unserved" {
+        return match *method {
+            Method::GET => reply(
+                StatusCode::OK,
+                serde_json::to_value(&*registry.unserved()).unwrap_or(Value::Null),
+            ),
+            _ => error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed",
+            ),
+        };
     }
     match (method, rest.strip_prefix("/api/apps")) {
         (&Method::GET, Some("")) => {
@@ -196,7 +211,7 @@ async fn custom_domains(
                 Err(e) => domain_error(e),
             }
         }
-        (&Method::DELETE, Some(domain)) => match api.domains.remove(id, domain) {
+        (&Method::DELETE, Some(domain)) => match api.registry.remove_domain(id, domain).await {
             Ok(()) => {
                 let mut resp = Response::new(Full::new(Bytes::new()));
                 *resp.status_mut() = StatusCode::NO_CONTENT;

@@ -323,22 +323,33 @@ impl DomainBook {
         Ok(entry)
     }
 
-    /// Removes `domain` from `app`.
-    pub fn remove(&self, app: &str, domain: &str) -> Result<(), DomainError> {
+    /// Every domain, in every state.
+    pub fn all(&self) -> Vec<CustomDomain> {
+        self.lock().clone()
+    }
+
+    /// Removes `domain` from `app`; returns what was removed.
+    pub fn remove(&self, app: &str, domain: &str) -> Result<CustomDomain, DomainError> {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        let removed = self.remove_where(|d| d.app == app && d.domain == domain);
+        removed.into_iter().next().ok_or(DomainError::NotFound)
+    }
+
+    /// Removes every domain `doomed` picks; returns them. Nothing is removed when the book
+    /// cannot be stored.
+    pub fn remove_where(&self, doomed: impl Fn(&CustomDomain) -> bool) -> Vec<CustomDomain> {
         let mut entries = self.lock();
-        let before = entries.len();
-        let next: Vec<CustomDomain> = entries
-            .iter()
-            .filter(|d| !(d.app == app && d.domain == domain))
-            .cloned()
-            .collect();
-        if next.len() == before {
-            return Err(DomainError::NotFound);
+        let (removed, kept): (Vec<CustomDomain>, Vec<CustomDomain>) =
+            entries.iter().cloned().partition(|d| doomed(d));
+        if removed.is_empty() {
+            return removed;
         }
-        self.persist(&next).map_err(DomainError::Storage)?;
-        *entries = next;
-        Ok(())
+        if let Err(e) = self.persist(&kept) {
+            tracing::error!(error = %e, "custom domains not removed: the book cannot be stored");
+            return Vec::new();
+        }
+        *entries = kept;
+        removed
     }
 
     /// Checks every domain waiting for verification once; returns how many moved on.
@@ -502,7 +513,7 @@ mod tests {
             book.add("b", "served.test", &s, |d| d == "served.test"),
             Err(DomainError::InUse(_))
         ));
-        book.remove("a", "two.test").unwrap();
+        assert_eq!(book.remove("a", "two.test").unwrap().domain, "two.test");
         assert_eq!(book.remove("a", "two.test"), Err(DomainError::NotFound));
         let reopened = DomainBook::open(dir.path()).unwrap();
         let domains: Vec<String> = reopened.of_app("a").into_iter().map(|d| d.domain).collect();

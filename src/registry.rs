@@ -1,19 +1,59 @@
 //! Apps from two sources, one running configuration: the config file (the static base,
 //! read-only through the API) plus apps created through the admin API, kept in
-//! `{admin.data_dir}/apps.json`. Every change — an API call or SIGHUP — rebuilds the whole
-//! snapshot from both and swaps it in atomically; a change that does not compile is refused
-//! and the running snapshot stays. API apps are written to disk (atomically, by rename) only
-//! after they compiled.
+//! `{admin.data_dir}/apps.json`, plus the active custom domains of the domain book. Every
+//! change — an API call, a domain added, activated or removed, SIGHUP — rebuilds the whole
+//! snapshot and swaps it in atomically; an API change that does not compile is refused and the
+//! running snapshot stays. API apps are written to disk (atomically, by rename) only after they
+//! compiled.
+//!
+//! Stored state that does not compile with the rest (written by an older version, or made
+//! invalid by a config-file change) never keeps the gateway from starting or from taking
+//! changes: the config file plus every stored app and domain that compiles is served, and the
+//! rest is listed as [`Unserved`] — in the log, on `/readyz` and at `GET /api/unserved`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::model::AppFile;
 use crate::config::{compile, parse, Gateway, Problems};
+use crate::domains::CustomDomain;
 use crate::route::host::canonical_host;
+use crate::tls::CertStore;
+
+/// A stored app or active custom domain that is not served because it does not compile with
+/// the rest of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unserved {
+    /// The app (for a domain: the app it belongs to).
+    pub app: String,
+    /// The custom domain, when it is a domain that is not served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// Why, one line per problem.
+    pub problems: Vec<String>,
+}
+
+impl std::fmt::Display for Unserved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.domain {
+            Some(domain) => write!(f, "custom domain `{domain}` of app `{}`", self.app)?,
+            None => write!(f, "stored app `{}`", self.app)?,
+        }
+        write!(f, " is not served: {}", self.problems.join("; "))
+    }
+}
+
+fn lines(problems: &Problems) -> Vec<String> {
+    problems
+        .0
+        .iter()
+        .map(|p| format!("{}: {}", p.field, p.message))
+        .collect()
+}
 
 /// Why an admin API change was refused.
 #[derive(Debug, thiserror::Error)]
@@ -42,16 +82,20 @@ pub struct Registry {
     store_path: PathBuf,
     api_apps: tokio::sync::Mutex<Vec<Value>>,
     snapshot: Arc<ArcSwap<Gateway>>,
+    certs: Option<Arc<CertStore>>,
+    unserved: ArcSwap<Vec<Unserved>>,
 }
 
 impl Registry {
     /// Opens the store under `data_dir` and returns the registry with the snapshot that
-    /// includes the stored apps.
+    /// includes the stored apps and active domains. Only a config file that does not compile
+    /// by itself is an error; stored state that does not compile is left out and reported.
     pub fn open(
         config_path: &Path,
         data_dir: &Path,
         domains: Arc<crate::domains::DomainBook>,
         snapshot: Arc<ArcSwap<Gateway>>,
+        certs: Option<Arc<CertStore>>,
     ) -> Result<Registry, String> {
         let store_path = data_dir.join("apps.json");
         let api_apps: Vec<Value> = match std::fs::read(&store_path) {
@@ -60,26 +104,116 @@ impl Registry {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(format!("cannot read {}: {e}", store_path.display())),
         };
-        let has_active = !domains.active().is_empty();
+        let stored = !api_apps.is_empty() || !domains.all().is_empty();
         let registry = Registry {
             config_path: config_path.to_path_buf(),
             domains,
             store_path,
             api_apps: tokio::sync::Mutex::new(Vec::new()),
             snapshot,
+            certs,
+            unserved: ArcSwap::from_pointee(Vec::new()),
         };
-        if !api_apps.is_empty() || has_active {
-            let gateway = registry
+        if stored {
+            let (gateway, unserved) = registry
                 .build(&api_apps)
-                .map_err(|p| format!("stored apps do not compile:\n{p}"))?;
-            registry.snapshot.store(Arc::new(gateway));
+                .map_err(|p| format!("the configuration does not compile:\n{p}"))?;
+            registry.adopt(Arc::new(gateway), unserved);
         }
         *registry.api_apps.try_lock().map_err(|_| "registry busy")? = api_apps;
         Ok(registry)
     }
 
-    /// Compiles the config file plus `api_apps`.
-    fn build(&self, api_apps: &[Value]) -> Result<Gateway, Problems> {
+    /// Stored apps and domains that are not served, and why.
+    pub fn unserved(&self) -> Arc<Vec<Unserved>> {
+        self.unserved.load_full()
+    }
+
+    /// Swaps in a new snapshot, reports what it leaves out, and lets the domains of apps that
+    /// no longer exist go (with their certificates): a domain belongs to its app.
+    fn adopt(&self, gateway: Arc<Gateway>, unserved: Vec<Unserved>) {
+        for item in &unserved {
+            if !self.unserved.load().contains(item) {
+                tracing::error!(app = %item.app, domain = item.domain.as_deref().unwrap_or("-"), problems = %item.problems.join("; "), "stored state not served");
+            }
+        }
+        let live: Vec<String> = gateway
+            .hosts
+            .apps()
+            .iter()
+            .map(|a| a.id.to_string())
+            .collect();
+        let unserved_apps: Vec<&str> = unserved
+            .iter()
+            .filter(|u| u.domain.is_none())
+            .map(|u| u.app.as_str())
+            .collect();
+        self.snapshot.store(gateway);
+        self.unserved.store(Arc::new(unserved.clone()));
+        let orphans = self
+            .domains
+            .remove_where(|d| !live.contains(&d.app) && !unserved_apps.contains(&d.app.as_str()));
+        for orphan in &orphans {
+            tracing::info!(domain = %orphan.domain, app = %orphan.app, "custom domain removed with its app");
+        }
+        self.drop_certificates(&orphans);
+    }
+
+    /// Removes the certificates the gateway issued for `removed` domains, so they stop being
+    /// served at once.
+    fn drop_certificates(&self, removed: &[CustomDomain]) {
+        let issued: Vec<&CustomDomain> = removed.iter().filter(|d| d.issued_at.is_some()).collect();
+        let (Some(certs), false) = (&self.certs, issued.is_empty()) else {
+            return;
+        };
+        for domain in issued {
+            for ext in ["crt", "key"] {
+                let path = certs.dir().join(format!("{}.{ext}", domain.domain));
+                if let Err(e) = std::fs::remove_file(&path) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        tracing::error!(path = %path.display(), error = %e, "certificate of a removed domain not deleted");
+                    }
+                }
+            }
+        }
+        if let Err(e) = certs.reload() {
+            tracing::error!(error = %e, "certificates not reloaded after a domain was removed");
+        }
+    }
+
+    /// The config file plus `api_apps` plus the active domains of `domains`, as one file.
+    fn assemble(
+        &self,
+        text: &str,
+        api_apps: &[AppFile],
+        domains: &[(String, String)],
+    ) -> Result<Gateway, Problems> {
+        let mut file = parse(text)?;
+        for app in api_apps {
+            // An `AppFile` round-trips through its JSON form (it has no `Clone`).
+            let copy = serde_json::to_value(app)
+                .ok()
+                .and_then(|v| to_app(&v).ok())
+                .ok_or_else(|| {
+                    let mut p = Problems::default();
+                    p.add("(stored app)", format!("app `{}` cannot be copied", app.id));
+                    p
+                })?;
+            file.apps.push(copy);
+        }
+        for (app, domain) in domains {
+            if let Some(entry) = file.apps.iter_mut().find(|a| a.id == *app) {
+                entry.custom_domains.push(domain.clone());
+            }
+        }
+        compile::compile(file)
+    }
+
+    /// Compiles the config file plus `api_apps` plus the active custom domains. When the whole
+    /// does not compile, the config file must compile alone (else that is the error); then
+    /// each stored app, and then each active domain, joins only if the result still compiles,
+    /// and the ones that do not are returned as unserved.
+    fn build(&self, api_apps: &[Value]) -> Result<(Gateway, Vec<Unserved>), Problems> {
         let text = std::fs::read_to_string(&self.config_path).map_err(|e| {
             let mut p = Problems::default();
             p.add(
@@ -88,29 +222,96 @@ impl Registry {
             );
             p
         })?;
-        let mut file = parse(&text)?;
-        for app in api_apps {
-            file.apps.push(to_app(app).map_err(|e| {
-                let mut p = Problems::default();
-                p.add("(stored app)", e);
-                p
-            })?);
-        }
-        // Active custom domains serve their app.
-        for (app, domain) in self.domains.active() {
-            if let Some(entry) = file.apps.iter_mut().find(|a| a.id == app) {
-                entry.custom_domains.push(domain);
+        let active = self.domains.active();
+        let mut unserved = Vec::new();
+        let mut apps = Vec::with_capacity(api_apps.len());
+        for value in api_apps {
+            match to_app(value) {
+                Ok(app) => apps.push(app),
+                Err(e) => unserved.push(Unserved {
+                    app: value
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or("?")
+                        .to_string(),
+                    domain: None,
+                    problems: vec![e],
+                }),
             }
         }
-        compile::compile(file)
+        if unserved.is_empty() {
+            if let Ok(gateway) = self.assemble(&text, &apps, &active) {
+                return Ok((gateway, unserved));
+            }
+        }
+        self.assemble(&text, &[], &[])?;
+        let mut kept: Vec<AppFile> = Vec::with_capacity(apps.len());
+        for app in apps {
+            let id = app.id.clone();
+            kept.push(app);
+            if let Err(problems) = self.assemble(&text, &kept, &[]) {
+                kept.pop();
+                unserved.push(Unserved {
+                    app: id,
+                    domain: None,
+                    problems: lines(&problems),
+                });
+            }
+        }
+        let mut served: Vec<(String, String)> = Vec::with_capacity(active.len());
+        for (app, domain) in active {
+            if unserved.iter().any(|u| u.app == app && u.domain.is_none()) {
+                continue;
+            }
+            served.push((app.clone(), domain.clone()));
+            if let Err(problems) = self.assemble(&text, &kept, &served) {
+                served.pop();
+                unserved.push(Unserved {
+                    app,
+                    domain: Some(domain),
+                    problems: lines(&problems),
+                });
+            }
+        }
+        Ok((self.assemble(&text, &kept, &served)?, unserved))
     }
 
-    /// Rebuilds from the (possibly changed) config file and the stored apps (SIGHUP).
+    /// Rebuilds from the (possibly changed) config file, the stored apps and the domain book
+    /// (SIGHUP, a domain activated or removed).
     pub async fn reload(&self) -> Result<Arc<Gateway>, Problems> {
         let apps = self.api_apps.lock().await;
-        let gateway = Arc::new(self.build(&apps)?);
-        self.snapshot.store(gateway.clone());
+        let (gateway, unserved) = self.build(&apps)?;
+        let gateway = Arc::new(gateway);
+        self.adopt(gateway.clone(), unserved);
         Ok(gateway)
+    }
+
+    /// Removes a custom domain of `app` and rebuilds at once, so it stops serving the app and
+    /// its certificate now and can be added again.
+    pub async fn remove_domain(
+        &self,
+        app: &str,
+        domain: &str,
+    ) -> Result<(), crate::domains::DomainError> {
+        let removed = self.domains.remove(app, domain)?;
+        if removed.status == crate::domains::DomainStatus::Active {
+            if let Err(problems) = self.reload().await {
+                tracing::error!(%problems, "configuration not rebuilt after a domain was removed");
+            }
+        }
+        self.drop_certificates(&[removed]);
+        Ok(())
+    }
+
+    /// Names held by custom domains (any status) of other apps than `app`, and by every
+    /// domain of `app` itself that is not active yet: an app cannot take them as host names.
+    fn reserved_names(&self, app: &str) -> Vec<(String, String)> {
+        self.domains
+            .all()
+            .into_iter()
+            .filter(|d| d.app != app || d.status != crate::domains::DomainStatus::Active)
+            .map(|d| (d.domain, d.app))
+            .collect()
     }
 
     /// Every app: (source, app as JSON).
@@ -222,6 +423,13 @@ impl Registry {
                 .collect()
         };
         let mine = names(app);
+        for (name, owner) in self.reserved_names(&app.id) {
+            if mine.contains(&name) {
+                return Err(ChangeError::Conflict(format!(
+                    "`{name}` is a custom domain of app `{owner}`"
+                )));
+            }
+        }
         let current = self.snapshot.load();
         for other in current.hosts.apps() {
             if Some(&*other.id) == replacing {
@@ -249,7 +457,8 @@ impl Registry {
         Ok(())
     }
 
-    /// Compiles `next`; on success stores it on disk, swaps the snapshot and keeps it.
+    /// Compiles `next`; on success stores it on disk, swaps the snapshot and keeps it. The
+    /// changed app must compile; stored state that did not before stays left out.
     fn commit(
         &self,
         apps: &mut Vec<Value>,
@@ -257,13 +466,25 @@ impl Registry {
         changed: Option<&str>,
     ) -> Result<Arc<Gateway>, ChangeError> {
         let file_count = self.file_apps().len();
-        let gateway = self.build(&next).map_err(|problems| {
+        let (gateway, unserved) = self.build(&next).map_err(|problems| {
             ChangeError::Invalid(relative_to_app(problems, file_count, &next, changed))
         })?;
+        if let Some(id) = changed {
+            if let Some(refused) = unserved.iter().find(|u| u.app == id && u.domain.is_none()) {
+                let mut problems = Problems::default();
+                for line in &refused.problems {
+                    let (field, message) = line.split_once(": ").unwrap_or(("(app)", line));
+                    problems.add(field, message);
+                }
+                return Err(ChangeError::Invalid(relative_to_app(
+                    problems, file_count, &next, changed,
+                )));
+            }
+        }
         self.persist(&next).map_err(ChangeError::Storage)?;
         let gateway = Arc::new(gateway);
-        self.snapshot.store(gateway.clone());
         *apps = next;
+        self.adopt(gateway.clone(), unserved);
         Ok(gateway)
     }
 

@@ -98,10 +98,22 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
         )),
         None => None,
     };
+    let certs = match &config.load().certs_dir {
+        Some(dir) => Some(Arc::new(
+            CertStore::load(dir).map_err(StartError::Certificates)?,
+        )),
+        None => None,
+    };
     let registry = match (&config_path, &domains) {
         (Some(path), Some(domains)) => Some(Arc::new(
-            Registry::open(path, &data_dir, domains.clone(), config.clone())
-                .map_err(StartError::Registry)?,
+            Registry::open(
+                path,
+                &data_dir,
+                domains.clone(),
+                config.clone(),
+                certs.clone(),
+            )
+            .map_err(StartError::Registry)?,
         )),
         _ => None,
     };
@@ -124,18 +136,13 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
         readiness.clone(),
         metrics_token,
         api,
+        registry.clone(),
     )
     .map_err(|source| StartError::AdminBind {
         address: admin_listen,
         source,
     })?;
 
-    let certs = match &config.load().certs_dir {
-        Some(dir) => Some(Arc::new(
-            CertStore::load(dir).map_err(StartError::Certificates)?,
-        )),
-        None => None,
-    };
     for (i, listener) in listeners.iter().enumerate() {
         let gate = AuthGate::new(
             config.clone(),

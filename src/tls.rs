@@ -46,6 +46,11 @@ impl CertStore {
         Ok(store)
     }
 
+    /// The directory certificates are read from (and ACME certificates written to).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Re-reads the directory and swaps the new set in atomically; on error the running set
     /// is kept.
     pub fn reload(&self) -> Result<usize, String> {

@@ -97,7 +97,9 @@ pub fn compile(file: FileConfig) -> Result<Gateway, Problems> {
     let certs_dir = file.listen.iter().any(|l| l.tls).then(|| {
         let dir = std::path::PathBuf::from(&file.tls.certs_dir);
         match crate::tls::CertStore::load(&dir) {
-            Ok(store) if store.names().is_empty() => problems.add(
+            // With an ACME CA the directory may start empty: certificates arrive as custom
+            // domains are verified, and go when they are removed.
+            Ok(store) if store.names().is_empty() && acme.is_none() => problems.add(
                 "tls.certs_dir",
                 format!("{} holds no <host>.crt + <host>.key pair", dir.display()),
             ),

@@ -10,6 +10,7 @@ mod certified;
 mod cli;
 mod common;
 mod cookies;
+mod domain_lifecycle;
 mod hosts;
 mod hygiene;
 mod idp;

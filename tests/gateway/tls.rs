@@ -11,7 +11,7 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, 
 
 use crate::common::{free_port, raw, Gateway, Origin};
 
-fn test_ca() -> CertifiedIssuer<'static, KeyPair> {
+pub(crate) fn test_ca() -> CertifiedIssuer<'static, KeyPair> {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params
@@ -20,7 +20,12 @@ fn test_ca() -> CertifiedIssuer<'static, KeyPair> {
     CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
 }
 
-fn write_cert(dir: &Path, stem: &str, names: &[&str], ca: &CertifiedIssuer<'static, KeyPair>) {
+pub(crate) fn write_cert(
+    dir: &Path,
+    stem: &str,
+    names: &[&str],
+    ca: &CertifiedIssuer<'static, KeyPair>,
+) {
     let key = KeyPair::generate().unwrap();
     let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
     let cert = CertificateParams::new(names)
@@ -31,7 +36,7 @@ fn write_cert(dir: &Path, stem: &str, names: &[&str], ca: &CertifiedIssuer<'stat
     std::fs::write(dir.join(format!("{stem}.key")), key.serialize_pem()).unwrap();
 }
 
-fn client(
+pub(crate) fn client(
     ca: &CertifiedIssuer<'static, KeyPair>,
     hosts: &[&str],
     addr: SocketAddr,
