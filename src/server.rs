@@ -20,6 +20,7 @@ use crate::config::{Gateway, ListenerRole};
 use crate::domains::{Dns, DomainBook};
 use crate::metrics::Metrics;
 use crate::oidc::flow::SignIn;
+use crate::proxy::refusals::VisibleRefusals;
 use crate::proxy::AuthGate;
 use crate::registry::Registry;
 use crate::session::memory::MemoryStore;
@@ -151,16 +152,16 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
             listener.role,
             challenges.clone(),
         );
-        let mut service = pingora::proxy::http_proxy_service_with_name(
-            &server.configuration,
-            gate,
-            &format!("authgate proxy {i}"),
+        let mut proxy = pingora::proxy::http_proxy(&server.configuration, gate);
+        let mut options = HttpServerOptions::default();
+        options.h2c = listener.h2c;
+        proxy.server_options = Some(options);
+        // Requests pingora refuses before any phase runs are answered, logged and counted
+        // like every other refusal.
+        let mut service = pingora::services::listening::Service::new(
+            format!("authgate proxy {i}"),
+            VisibleRefusals::new(proxy, metrics.clone()),
         );
-        if let Some(proxy) = service.app_logic_mut() {
-            let mut options = HttpServerOptions::default();
-            options.h2c = listener.h2c;
-            proxy.server_options = Some(options);
-        }
         let address = listener.address.to_string();
         match listener.role {
             ListenerRole::Tls => {

@@ -656,7 +656,8 @@ fn yes() -> bool {
 pub struct OriginFile {
     /// `http://` or `https://` URL, optionally with a path prefix prepended to every request.
     pub url: String,
-    /// `Host` sent to the origin: `origin` (the URL's host) or `original` (the client's).
+    /// `Host` sent to the origin: `origin` (the URL's host) or `original` (the client's, in
+    /// canonical form: lower case, no trailing dot, with the port it named).
     /// Default: `origin`.
     #[serde(default)]
     pub host_header: HostHeaderFile,

@@ -9,6 +9,7 @@ pub mod ctx;
 pub mod framing;
 pub mod gate;
 pub mod headers;
+pub mod refusals;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -1,5 +1,7 @@
 //! Request-smuggling shapes are refused with 400 and nothing extra reaches the origin.
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use crate::common::{raw_all, Gateway, Origin};
 
 async fn setup() -> (Origin, Gateway) {
@@ -84,4 +86,80 @@ async fn bytes_after_a_body_are_never_read_as_its_body_or_a_hidden_request() {
         responses.len(),
         "the origin served only what the client was answered"
     );
+}
+
+#[tokio::test]
+async fn requests_pingora_refuses_unread_are_answered_logged_and_counted() {
+    let (origin, gw) = setup().await;
+    let cases = [
+        (
+            "two Content-Length",
+            "GET / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            400,
+        ),
+        (
+            "NUL in a header",
+            "GET / HTTP/1.1\r\nHost: a.test\r\nX: a\0b\r\n\r\n",
+            400,
+        ),
+        (
+            "CONNECT",
+            "CONNECT a.test:443 HTTP/1.1\r\nHost: a.test\r\n\r\n",
+            405,
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (why, request, status) in cases {
+        let all = raw_all(gw.addr, request.as_bytes()).await.unwrap();
+        let resp = all.last().unwrap();
+        assert_eq!(resp.status, status, "{why}: {all:?}");
+        assert!(resp.header("server").is_none(), "{why}: {resp:?}");
+        let id = resp.header("x-request-id").expect("a request id");
+        assert_eq!(id.len(), 32, "{why}");
+        ids.push(id.to_string());
+        let body: serde_json::Value = serde_json::from_str(&resp.body).unwrap();
+        assert!(body["error"].is_string(), "{why}: {}", resp.body);
+    }
+    // On a kept-alive connection, after a request that was served.
+    let mut conn = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    conn.write_all(b"GET /ok HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = vec![0u8; 4096];
+    let n = conn.read(&mut first).await.unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+    conn.write_all(
+        b"GET / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut second = Vec::new();
+    conn.read_to_end(&mut second).await.unwrap();
+    let second = String::from_utf8_lossy(&second);
+    assert!(second.starts_with("HTTP/1.1 400"), "{second}");
+    assert!(
+        second.contains("malformed_request") && second.contains("x-request-id"),
+        "{second}"
+    );
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "each refusal has its own id");
+    assert_eq!(
+        origin.seen().len(),
+        1,
+        "only the good request reached the origin"
+    );
+    let metrics = crate::common::get(gw.admin, "/metrics", "admin")
+        .await
+        .unwrap();
+    assert!(
+        metrics.body.contains(
+            "authgate_requests_total{app=\"-\",decision=\"malformed_request\",route=\"-\",status=\"400\"} 3"
+        ),
+        "{}",
+        metrics.body
+    );
+    assert!(metrics
+        .body
+        .contains("decision=\"method_not_allowed\",route=\"-\",status=\"405\"} 1"));
 }
