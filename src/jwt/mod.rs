@@ -10,3 +10,4 @@ pub mod verify;
 pub use verify::{Claims, Issuer, TokenError, Verified, Verifier};
 
 pub use claim_set::{ClaimSet, Shape};
+pub use unique_members::UniqueMembers;

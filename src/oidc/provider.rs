@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use super::token_response::RawTokenResponse;
 use crate::config::Secret;
-use crate::jwt::{Claims, Issuer};
+use crate::jwt::{Claims, Issuer, UniqueMembers};
 use crate::session::UserRecord;
 
 /// Metadata fields authgate reads beyond the core set.
@@ -510,15 +510,22 @@ impl Provider {
         if !resp.status().is_success() {
             return Err(failed(format!("status {}", resp.status())));
         }
-        let info: Claims = resp.json().await.map_err(|e| failed(e.to_string()))?;
+        // Read like a token's payload: a claim named twice is refused, not guessed.
+        let body = resp.bytes().await.map_err(|e| failed(e.to_string()))?;
+        let info: Claims = match serde_json::from_slice::<UniqueMembers>(&body) {
+            Ok(UniqueMembers(Value::Object(info))) => info,
+            Ok(_) => return Err(failed("userinfo is not a JSON object".into())),
+            Err(e) => return Err(failed(e.to_string())),
+        };
         if info.get("sub") != claims.get("sub") {
             return Err(ProviderError::IdToken(
                 "userinfo names another subject".into(),
             ));
         }
         for (k, v) in info {
-            // ID token claims that bind the token stay as validated.
-            if !TOKEN_BOUND.contains(&k.as_str()) {
+            // Claims that bind the ID token, or describe how the user signed in, stay as the
+            // ID token stated them.
+            if !TOKEN_BOUND.contains(&k.as_str()) && !SIGN_IN_FACTS.contains(&k.as_str()) {
                 claims.insert(k, v);
             }
         }
@@ -531,6 +538,10 @@ impl Provider {
 const TOKEN_BOUND: [&str; 11] = [
     "iss", "sub", "aud", "exp", "iat", "nbf", "nonce", "azp", "at_hash", "c_hash", "jti",
 ];
+
+/// Claims that describe the sign-in itself: only an ID token states them, and they are carried
+/// across refreshes like the user's other claims.
+const SIGN_IN_FACTS: [&str; 4] = ["auth_time", "acr", "amr", "sid"];
 
 /// OIDC Core 12.2: a refreshed ID token names the same issuer, subject, audience and
 /// authorized party as the sign-in's, and the same `auth_time` when it has one.

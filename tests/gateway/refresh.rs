@@ -21,7 +21,8 @@ async fn claims_only_userinfo_gives_survive_a_refresh() {
     let s = setup(", userinfo: true", "", "refresh_before_expiry: 0s").await;
     s.idp.set(|k| {
         k.id_drop = vec!["groups"];
-        k.userinfo_extra = Some(json!({"groups": ["staff"]}));
+        // Userinfo may not restate how the user signed in.
+        k.userinfo_extra = Some(json!({"groups": ["staff"], "auth_time": 1}));
         k.refreshed_claims = Some(json!({"groups": null}));
         k.expires_in = Some(2);
         k.refreshed_expires_in = Some(3600);
@@ -41,6 +42,7 @@ async fn claims_only_userinfo_gives_survive_a_refresh() {
     let me: serde_json::Value =
         serde_json::from_str(&b.get(&format!("{}/_auth/me", s.base)).await.body).unwrap();
     assert_eq!(me["groups"], json!(["staff"]));
+    assert_ne!(me["auth_time"], json!(1), "auth_time is the ID token's");
 }
 
 #[tokio::test]
