@@ -47,6 +47,9 @@ pub struct Knobs {
     pub userinfo_extra: Option<Value>,
     /// The token endpoint discovery names (default: the provider's own).
     pub token_endpoint: Option<String>,
+    /// JSON members written verbatim at the end of a sign-in's ID token payload (a repeated
+    /// claim name, say).
+    pub id_raw_members: Option<String>,
 }
 
 struct Grant {
@@ -336,6 +339,12 @@ impl TestIdp {
         if knobs.id_alg_none {
             let header = b64(json!({"alg": "none"}).to_string().as_bytes());
             return format!("{header}.{}.", b64(claims.to_string().as_bytes()));
+        }
+        if let Some(members) = &knobs.id_raw_members {
+            let text = claims.to_string();
+            let payload = format!("{}{members}}}", &text[..text.len() - 1]);
+            let header = json!({"alg": "RS256", "typ": "JWT", "kid": "idp-key"}).to_string();
+            return self.key.sign_texts(&header, &payload);
         }
         let token = self.key.token(&claims);
         if knobs.id_bad_signature {

@@ -133,6 +133,18 @@ async fn an_id_token_without_sub_or_iat_is_refused_like_any_bad_id_token() {
 }
 
 #[tokio::test]
+async fn an_id_token_naming_a_claim_twice_is_refused() {
+    let s = setup("", "", "").await;
+    s.idp
+        .set(|k| k.id_raw_members = Some(r#","groups":["admins"]"#.into()));
+    let mut b = s.browser();
+    let last = s.sign_in(&mut b, "/admins/x").await.pop().unwrap();
+    assert_eq!(last.status, 401, "{}", last.body);
+    assert!(!b.jar.contains_key("authgate"));
+    assert!(s.origin.seen().is_empty());
+}
+
+#[tokio::test]
 async fn failure_pages_say_what_happened() {
     // The token endpoint refuses connections (set before the gateway discovers it).
     let s = setup("", "", "").await;
