@@ -2,8 +2,8 @@
 //! `login`, `callback`, `logout`, `me`.
 //!
 //! State that outlives a configuration reload — the session store, the process's own cookie
-//! key, the used-state list, and the per-session refresh locks — lives in [`SignIn`], owned by
-//! the proxy.
+//! key, the used-state list, and the token refresher — lives in [`SignIn`], owned by the
+//! proxy.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use pingora::http::RequestHeader;
 use serde::{Deserialize, Serialize};
 
 use super::provider::{Provider, ProviderError, SignedIn};
+use super::refresh::Refresher;
 use super::return_to;
 use crate::config::{App, Gateway};
 use crate::session::cookie::{each_request_cookie, request_cookies, CookieKeys, CookieNames};
@@ -163,7 +164,7 @@ pub struct SignIn {
     store: Arc<dyn SessionStore>,
     ephemeral_keys: Arc<CookieKeys>,
     used_states: moka::sync::Cache<String, ()>,
-    refresh_locks: moka::sync::Cache<SessionId, Arc<tokio::sync::Mutex<()>>>,
+    refresher: Refresher,
 }
 
 /// Facts about the request the flow needs.
@@ -219,10 +220,7 @@ impl SignIn {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(3600))
                 .build(),
-            refresh_locks: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_idle(Duration::from_secs(300))
-                .build(),
+            refresher: Refresher::new(),
         }
     }
 
@@ -277,42 +275,9 @@ impl SignIn {
         if *session.app != *f.app.id || !same_provider {
             return Lookup::Missing;
         }
-        if !self.refresh_due(gw, &session) {
-            return Lookup::Valid(session);
-        }
-        let lock = self
-            .refresh_locks
-            .get_with(id, || Arc::new(tokio::sync::Mutex::new(())));
-        let _guard = lock.lock().await;
-        // Another request may have refreshed while this one waited.
-        let Some(session) = self.store.get(&id).await else {
-            return Lookup::Missing;
-        };
-        if !self.refresh_due(gw, &session) {
-            return Lookup::Valid(session);
-        }
-        let (Some(provider), Some(refresh_token)) = (&f.app.provider, session.user.refresh_token())
-        else {
-            return Lookup::Valid(session);
-        };
-        match provider.refresh(refresh_token, &session.user).await {
-            Ok(signed) => {
-                let renewed =
-                    Arc::new(session.renewed(signed.user, SystemTime::now() + signed.expires_in));
-                self.store.put(id, renewed.clone()).await;
-                Lookup::Valid(renewed)
-            }
-            Err(e) => {
-                tracing::info!(app = %f.app.id, error = %e, "token refresh failed; the session ends");
-                self.store.remove(&id).await;
-                Lookup::Missing
-            }
-        }
-    }
-
-    fn refresh_due(&self, gw: &Gateway, session: &Session) -> bool {
-        session.user.refresh_token().is_some()
-            && SystemTime::now() >= session.refresh_due_at(gw.sessions.refresh_before_expiry)
+        self.refresher
+            .refresh_if_due(gw, f.app, &*self.store, id, session)
+            .await
     }
 
     /// The answer for a session route without a session: a redirect to the provider for a

@@ -3,6 +3,7 @@
 
 pub mod flow;
 pub mod provider;
+pub mod refresh;
 pub mod return_to;
 pub mod token_response;
 

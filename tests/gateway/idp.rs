@@ -50,6 +50,8 @@ pub struct Knobs {
     /// JSON members written verbatim at the end of a sign-in's ID token payload (a repeated
     /// claim name, say).
     pub id_raw_members: Option<String>,
+    /// The status and body the token endpoint answers refresh requests with (a 503 page, say).
+    pub refresh_answer: Option<(u16, String)>,
 }
 
 struct Grant {
@@ -283,6 +285,11 @@ impl TestIdp {
             }
             Some("refresh_token") => {
                 state.refresh_calls += 1;
+                if let Some((status, body)) = &knobs.refresh_answer {
+                    let mut resp = Response::new(Full::new(Bytes::from(body.clone())));
+                    *resp.status_mut() = hyper::StatusCode::from_u16(*status).unwrap();
+                    return resp;
+                }
                 let given = form.get("refresh_token").cloned().unwrap_or_default();
                 if knobs.refresh_fails || state.refresh_tokens.remove(&given).is_none() {
                     return json_response(400, json!({"error": "invalid_grant"}));

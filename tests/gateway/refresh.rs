@@ -119,6 +119,56 @@ async fn short_lived_tokens_are_not_refreshed_on_every_request() {
 }
 
 #[tokio::test]
+async fn a_provider_blip_at_refresh_keeps_the_session_until_its_tokens_expire() {
+    // Tokens live 4 s: due for a refresh after 2 s (half their lifetime).
+    let s = setup("", "", "").await;
+    s.idp.set(|k| {
+        k.expires_in = Some(4);
+        k.refreshed_expires_in = Some(4);
+        k.refresh_answer = Some((503, "<html>down for maintenance</html>".into()));
+    });
+    let mut b = sign_in(&s).await;
+    let private = format!("{}/private", s.base);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(b.get(&private).await.status, 200, "kept through the blip");
+    assert_eq!(s.idp.refresh_calls(), 1);
+    assert_eq!(b.get(&private).await.status, 200);
+    assert_eq!(s.idp.refresh_calls(), 1, "the retry waits (backoff)");
+    // The provider is back: the next try after the backoff refreshes.
+    s.idp.set(|k| k.refresh_answer = None);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(b.get(&private).await.status, 200);
+    assert_eq!(s.idp.refresh_calls(), 2);
+
+    // A provider that stays away past the tokens' expiry: the session ends then.
+    let s = setup("", "", "").await;
+    s.idp.set(|k| {
+        k.expires_in = Some(3);
+        k.refresh_answer = Some((503, "down".into()));
+    });
+    let mut b = sign_in(&s).await;
+    let private = format!("{}/private", s.base);
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(b.get(&private).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(
+        b.get(&private).await.status,
+        302,
+        "expired with the provider away"
+    );
+
+    // A refused refresh token ends the session at once.
+    let s = setup("", "", "").await;
+    s.idp.set(|k| {
+        k.expires_in = Some(4);
+        k.refresh_answer = Some((400, r#"{"error":"invalid_grant"}"#.into()));
+    });
+    let mut b = sign_in(&s).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(b.get(&format!("{}/private", s.base)).await.status, 302);
+}
+
+#[tokio::test]
 async fn an_id_token_without_sub_or_iat_is_refused_like_any_bad_id_token() {
     for claim in ["sub", "iat"] {
         let s = setup("", "", "").await;

@@ -1,0 +1,126 @@
+//! Token refresh for signed-in sessions: once per session however many requests find the
+//! tokens due (single-flight), paced by the tokens' lifetime, and forgiving of provider blips.
+//!
+//! A refresh that fails because the provider could not be reached, timed out, or answered
+//! something other than a token response keeps the session: it serves on until its tokens
+//! actually expire, and the refresh is retried with backoff (1 s, doubling, at most 30 s). The
+//! session ends when the provider refuses the refresh token (`invalid_grant` and the other
+//! OAuth errors that say the grant is no good), when the new ID token does not verify or
+//! describes another sign-in, or when the tokens expire with the provider still away.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::{App, Gateway};
+use crate::oidc::flow::Lookup;
+use crate::oidc::ProviderError;
+use crate::session::{Session, SessionId, SessionStore};
+
+/// The first retry after a failed refresh waits this long; each further failure doubles it.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// Retries are never further apart than this.
+const LONGEST_RETRY: Duration = Duration::from_secs(30);
+
+/// Per-session refresh state: the single-flight locks and the retry times after failures.
+pub struct Refresher {
+    locks: moka::sync::Cache<SessionId, Arc<tokio::sync::Mutex<()>>>,
+    /// After a failed refresh: when to try again, and how many failed in a row.
+    retry: moka::sync::Cache<SessionId, (Instant, u32)>,
+}
+
+impl Default for Refresher {
+    fn default() -> Self {
+        Refresher::new()
+    }
+}
+
+impl Refresher {
+    /// Bounded state: a flood of sessions cannot grow it without limit.
+    pub fn new() -> Refresher {
+        Refresher {
+            locks: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(300))
+                .build(),
+            retry: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(LONGEST_RETRY * 2)
+                .build(),
+        }
+    }
+
+    fn due(&self, gw: &Gateway, id: &SessionId, session: &Session) -> bool {
+        session.user.refresh_token().is_some()
+            && SystemTime::now() >= session.refresh_due_at(gw.sessions.refresh_before_expiry)
+            && self
+                .retry
+                .get(id)
+                .is_none_or(|(at, _)| Instant::now() >= at)
+    }
+
+    /// The session, its tokens refreshed first when they are due.
+    pub async fn refresh_if_due(
+        &self,
+        gw: &Gateway,
+        app: &App,
+        store: &dyn SessionStore,
+        id: SessionId,
+        session: Arc<Session>,
+    ) -> Lookup {
+        if !self.due(gw, &id, &session) {
+            return Lookup::Valid(session);
+        }
+        let lock = self
+            .locks
+            .get_with(id, || Arc::new(tokio::sync::Mutex::new(())));
+        let _guard = lock.lock().await;
+        // Another request may have refreshed (or failed to) while this one waited.
+        let Some(session) = store.get(&id).await else {
+            return Lookup::Missing;
+        };
+        if !self.due(gw, &id, &session) {
+            return Lookup::Valid(session);
+        }
+        let (Some(provider), Some(refresh_token)) = (&app.provider, session.user.refresh_token())
+        else {
+            return Lookup::Valid(session);
+        };
+        match provider.refresh(refresh_token, &session.user).await {
+            Ok(signed) => {
+                self.retry.invalidate(&id);
+                let renewed =
+                    Arc::new(session.renewed(signed.user, SystemTime::now() + signed.expires_in));
+                store.put(id, renewed.clone()).await;
+                Lookup::Valid(renewed)
+            }
+            Err(e) if is_transient(&e) && SystemTime::now() < session.tokens_expire_at() => {
+                let failures = self.retry.get(&id).map_or(0, |(_, n)| n) + 1;
+                let wait = FIRST_RETRY
+                    .saturating_mul(1 << (failures - 1).min(5))
+                    .min(LONGEST_RETRY);
+                self.retry.insert(id, (Instant::now() + wait, failures));
+                tracing::warn!(app = %app.id, error = %e, retry_in_s = wait.as_secs(), "token refresh failed; the session goes on until its tokens expire");
+                Lookup::Valid(session)
+            }
+            Err(e) => {
+                tracing::info!(app = %app.id, error = %e, "token refresh failed; the session ends");
+                self.retry.invalidate(&id);
+                store.remove(&id).await;
+                Lookup::Missing
+            }
+        }
+    }
+}
+
+/// Failures that say nothing about the grant: the provider was away or broken for a moment.
+fn is_transient(e: &ProviderError) -> bool {
+    match e {
+        ProviderError::Unreachable(_) | ProviderError::Exchange(_) => true,
+        ProviderError::Refused(code) => {
+            matches!(code.as_str(), "server_error" | "temporarily_unavailable")
+        }
+        ProviderError::Misconfigured(_)
+        | ProviderError::IdToken(_)
+        | ProviderError::UserInfo(_) => false,
+    }
+}
