@@ -206,7 +206,7 @@ impl Registry {
                 entry.custom_domains.push(domain.clone());
             }
         }
-        compile::compile(file)
+        compile::compile_after(file, Some(&self.snapshot.load()))
     }
 
     /// Compiles the config file plus `api_apps` plus the active custom domains. When the whole

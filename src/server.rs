@@ -250,14 +250,20 @@ impl BackgroundService for JwksWarmup {
 }
 
 async fn warm_up(gateway: Arc<Gateway>) {
+    // Issuers and providers carried over from the previous snapshot are warm already.
     let fetches = gateway
         .verifier
         .issuers()
+        .filter(|issuer| issuer.keys.key_count() == 0)
         .map(|issuer| issuer.keys.refresh());
-    let discoveries = gateway.providers.iter().map(|p| async move {
-        // Failures are logged and retried on first use.
-        let _ = p.discovered().await;
-    });
+    let discoveries = gateway
+        .providers
+        .iter()
+        .filter(|p| !p.is_discovered())
+        .map(|p| async move {
+            // Failures are logged and retried on first use.
+            let _ = p.discovered().await;
+        });
     futures_util::future::join(
         futures_util::future::join_all(fetches),
         futures_util::future::join_all(discoveries),

@@ -15,7 +15,15 @@ use crate::route::rules::RouteTable;
 
 /// Compiles a parsed file, or returns every problem in it.
 pub fn compile(file: FileConfig) -> Result<Gateway, Problems> {
+    compile_after(file, None)
+}
+
+/// Compiles a parsed file to replace `running`: issuers and providers whose settings did not
+/// change are taken over from it with their keys, discovery and timers (see [`super::carry`]).
+pub fn compile_after(file: FileConfig, running: Option<&Gateway>) -> Result<Gateway, Problems> {
     let mut problems = Problems::default();
+    let mut carried = super::carry::Carried::default();
+    let previous = running.map(|g| &g.carried);
 
     if file.listen.is_empty() {
         problems.add("listen", "at least one listener is needed");
@@ -177,13 +185,16 @@ pub fn compile(file: FileConfig) -> Result<Gateway, Problems> {
         &managed_headers,
         &mut problems,
     );
-    let issuers = super::compile_jwt::issuers(file.jwt_issuers, &mut problems);
+    let issuers =
+        super::compile_jwt::issuers(file.jwt_issuers, previous, &mut carried, &mut problems);
     let sessions = super::compile_oidc::sessions(&file.sessions, &mut problems);
-    let providers = super::compile_oidc::providers(file.oidc_providers, &mut problems);
+    let providers =
+        super::compile_oidc::providers(file.oidc_providers, previous, &mut carried, &mut problems);
     let issuer_ids: Vec<Arc<str>> = issuers.iter().map(|i| i.id.clone()).collect();
-    let verifier = Arc::new(crate::jwt::Verifier::new(
+    let verifier = Arc::new(crate::jwt::Verifier::after(
         issuers,
         file.limits.verified_token_cache_entries,
+        running.map(|g| &*g.verifier),
     ));
 
     let mut hosts = HostTable::default();
@@ -237,6 +248,7 @@ pub fn compile(file: FileConfig) -> Result<Gateway, Problems> {
         certs_dir,
         domains,
         acme,
+        carried,
     })
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use http::HeaderName;
 use jsonwebtoken::Algorithm;
 
+use super::carry::{fingerprint, Carried};
 use super::model::{IdentityHeadersFile, JwtIssuerFile};
 use super::problems::{compile_list, Problems};
 use crate::authn::identity::IdentityHeaders;
@@ -54,8 +55,15 @@ pub fn parse_algorithms(names: &[String], at: &str, problems: &mut Problems) -> 
     algorithms
 }
 
-/// Compiles every issuer, reporting problems under `jwt_issuers[N]`.
-pub fn issuers(files: Vec<JwtIssuerFile>, problems: &mut Problems) -> Vec<Arc<Issuer>> {
+/// Compiles every issuer, reporting problems under `jwt_issuers[N]`. An issuer whose settings
+/// are those of `running`'s (same id) is taken over with its keys; the fingerprints of the
+/// result go into `carried` for the next rebuild.
+pub fn issuers(
+    files: Vec<JwtIssuerFile>,
+    running: Option<&Carried>,
+    carried: &mut Carried,
+    problems: &mut Problems,
+) -> Vec<Arc<Issuer>> {
     // Tokens are matched to an issuer by their `iss`: two entries for one issuer would leave
     // one of them silently unused.
     for (j, later) in files.iter().enumerate() {
@@ -73,7 +81,20 @@ pub fn issuers(files: Vec<JwtIssuerFile>, problems: &mut Problems) -> Vec<Arc<Is
         files,
         "jwt_issuers",
         |f| f.id.clone(),
-        |f, at, p| issuer(f, at, p).map(Arc::new),
+        |f, at, p| {
+            // Keys read from a file are read again on every rebuild.
+            let carriable = f.jwks_file.is_none();
+            let fp = fingerprint(&f, &[f.shared_secret.as_ref()]);
+            let id = f.id.clone();
+            let compiled = match running.and_then(|r| r.issuer(&id, &fp)) {
+                Some(issuer) if carriable => issuer,
+                _ => Arc::new(issuer(f, at, p)?),
+            };
+            if carriable {
+                carried.issuers.insert(id, (fp, compiled.clone()));
+            }
+            Some(compiled)
+        },
         problems,
     )
 }

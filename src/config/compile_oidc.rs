@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::carry::{fingerprint, Carried};
 use super::compile_jwt::parse_algorithms;
 use super::model::{ClientAuthFile, OidcProviderFile, SessionsFile};
 use super::problems::{compile_list, Problems};
@@ -74,13 +75,29 @@ pub fn sessions(file: &SessionsFile, problems: &mut Problems) -> SessionSettings
     }
 }
 
-/// Compiles every provider, reporting problems under `oidc_providers[N]`.
-pub fn providers(files: Vec<OidcProviderFile>, problems: &mut Problems) -> Vec<Arc<Provider>> {
+/// Compiles every provider, reporting problems under `oidc_providers[N]`. A provider whose
+/// settings are those of `running`'s (same id) is taken over with its discovery result and ID
+/// token keys; the fingerprints of the result go into `carried` for the next rebuild.
+pub fn providers(
+    files: Vec<OidcProviderFile>,
+    running: Option<&Carried>,
+    carried: &mut Carried,
+    problems: &mut Problems,
+) -> Vec<Arc<Provider>> {
     compile_list(
         files,
         "oidc_providers",
         |f| f.id.clone(),
-        |f, at, p| provider(f, at, p).map(Arc::new),
+        |f, at, p| {
+            let fp = fingerprint(&f, &[f.client_secret.as_ref()]);
+            let id = f.id.clone();
+            let compiled = match running.and_then(|r| r.provider(&id, &fp)) {
+                Some(provider) => provider,
+                None => Arc::new(provider(f, at, p)?),
+            };
+            carried.providers.insert(id, (fp, compiled.clone()));
+            Some(compiled)
+        },
         problems,
     )
 }

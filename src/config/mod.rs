@@ -4,6 +4,7 @@
 //! proxy consults on every request. Everything that costs (parsing URLs, compiling regexes,
 //! building header names, resolving origin addresses) happens here, once.
 
+pub mod carry;
 pub mod compile;
 pub mod compile_jwt;
 pub mod compile_oidc;
@@ -59,6 +60,8 @@ pub struct Gateway {
     pub domains: crate::domains::DomainSettings,
     /// The ACME CA, if configured.
     pub acme: Option<crate::acme::AcmeSettings>,
+    /// Issuers and providers the next rebuild may take over when their settings stay.
+    pub carried: carry::Carried,
 }
 
 /// A traffic listener.

@@ -133,6 +133,7 @@ pub struct Verifier {
     by_iss: HashMap<String, Arc<Issuer>>,
     /// `None` when the configured capacity is 0: every token is verified in full.
     cache: Option<moka::sync::Cache<[u8; 32], Arc<Verified>>>,
+    capacity: u64,
 }
 
 #[derive(serde::Deserialize)]
@@ -170,6 +171,33 @@ impl Verifier {
                     .expire_after(CacheFor)
                     .build()
             }),
+            capacity: cache_capacity,
+        }
+    }
+
+    /// Like [`Verifier::new`], replacing `running`: when every issuer is the running one
+    /// (carried over unchanged) and the capacity is the same, the verified-token cache is kept
+    /// too, so a configuration change costs no token its verification.
+    pub fn after(
+        issuers: Vec<Arc<Issuer>>,
+        cache_capacity: u64,
+        running: Option<&Verifier>,
+    ) -> Verifier {
+        let same_issuers = |r: &Verifier| {
+            r.by_iss.len() == issuers.len()
+                && issuers.iter().all(|i| {
+                    r.by_iss
+                        .get(&i.issuer)
+                        .is_some_and(|old| Arc::ptr_eq(old, i))
+                })
+        };
+        match running {
+            Some(r) if same_issuers(r) && r.capacity == cache_capacity => Verifier {
+                by_iss: issuers.into_iter().map(|i| (i.issuer.clone(), i)).collect(),
+                cache: r.cache.clone(),
+                capacity: cache_capacity,
+            },
+            _ => Verifier::new(issuers, cache_capacity),
         }
     }
 

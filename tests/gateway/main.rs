@@ -19,6 +19,7 @@ mod operability;
 mod origin_trust;
 mod protocols;
 mod refresh;
+mod reload_carry;
 mod routing;
 mod signin;
 mod smuggling;
