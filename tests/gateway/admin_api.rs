@@ -195,6 +195,52 @@ async fn api_apps_survive_a_restart() {
 }
 
 #[tokio::test]
+async fn a_config_edit_that_clashes_with_an_api_app_does_not_stop_the_next_start() {
+    let origin = Origin::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let clashing = format!(
+        "apps:\n  - {{id: static, host: static.test, default_action: public, origin: {{url: '{}'}}}}\n  - {{id: owner, host: shop.test, default_action: public, origin: {{url: '{}'}}}}\n",
+        origin.url(),
+        origin.url()
+    );
+    {
+        let gw = start(&origin, data.path(), port).await;
+        let (status, _) = call(&gw, "POST", "/api/apps", Some(TOKEN), Some(&shop(&origin))).await;
+        assert_eq!(status, 201);
+        // The operator gives shop.test to a config-file app: the reload is refused...
+        let text = std::fs::read_to_string(&gw.config_path).unwrap();
+        let head = text.split("apps:").next().unwrap().to_string();
+        std::fs::write(&gw.config_path, format!("{head}{clashing}")).unwrap();
+        let hup = std::process::Command::new("kill")
+            .args(["-HUP", &gw.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(hup.success());
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(
+            get(gw.addr, "/public/x", "shop.test").await.unwrap().status,
+            200,
+            "the API app still serves"
+        );
+    }
+    // ...and the next start (the edited file) serves what compiles and names the rest.
+    let listen = format!("listen: [{{address: '127.0.0.1:{port}'}}]");
+    let gw = Gateway::start_full(
+        &listen,
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        &format!(", api_token: '{TOKEN}', data_dir: '{}'", data.path().display()),
+        &clashing,
+    )
+    .await;
+    assert_eq!(get(gw.addr, "/x", "shop.test").await.unwrap().status, 200);
+    let ready = get(gw.admin, "/readyz", "admin").await.unwrap();
+    assert!(ready.body.contains("stored app `shop` is not served"), "{}", ready.body);
+    let (status, unserved) = call(&gw, "GET", "/api/unserved", Some(TOKEN), None).await;
+    assert_eq!((status, unserved[0]["app"].as_str()), (200, Some("shop")));
+}
+
+#[tokio::test]
 async fn the_api_is_off_without_a_token() {
     let origin = Origin::start().await;
     let gw = Gateway::start(&format!(
