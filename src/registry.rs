@@ -277,9 +277,32 @@ impl Registry {
     }
 
     /// Rebuilds from the (possibly changed) config file, the stored apps and the domain book
-    /// (SIGHUP, a domain activated or removed).
+    /// (SIGHUP, a domain activated or removed). A file that names no apps while the running
+    /// one has some is refused unless it says so (`apps: []`): an editor or a config tool
+    /// caught halfway through writing it would otherwise take every app away.
     pub async fn reload(&self) -> Result<Arc<Gateway>, Problems> {
         let apps = self.api_apps.lock().await;
+        let running = self.snapshot.load();
+        let served_from_file = running.hosts.apps().iter().any(|a| {
+            !apps
+                .iter()
+                .any(|api| api.get("id").and_then(Value::as_str) == Some(&*a.id))
+        });
+        if served_from_file {
+            let text = std::fs::read_to_string(&self.config_path).unwrap_or_default();
+            let names_apps = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text)
+                .ok()
+                .is_some_and(|v| v.get("apps").is_some());
+            if !names_apps {
+                let mut problems = Problems::default();
+                problems.add(
+                    "apps",
+                    "the file names no apps while the running configuration serves some; \
+                     write `apps: []` to remove them all",
+                );
+                return Err(problems);
+            }
+        }
         let (gateway, unserved) = self.build(&apps)?;
         let gateway = Arc::new(gateway);
         self.adopt(gateway.clone(), unserved);

@@ -227,6 +227,14 @@ pub fn compile_after(file: FileConfig, running: Option<&Gateway>) -> Result<Gate
         );
     }
 
+    if ids.is_empty() && file.admin.api_token.is_none() {
+        problems.add(
+            "apps",
+            "no apps: nothing would be served; add apps, or set admin.api_token to add them \
+             through the admin API",
+        );
+    }
+
     problems.into_result(Gateway {
         listeners,
         server,

@@ -229,13 +229,20 @@ async fn a_config_edit_that_clashes_with_an_api_app_does_not_stop_the_next_start
     let gw = Gateway::start_full(
         &listen,
         SocketAddr::from(([127, 0, 0, 1], port)),
-        &format!(", api_token: '{TOKEN}', data_dir: '{}'", data.path().display()),
+        &format!(
+            ", api_token: '{TOKEN}', data_dir: '{}'",
+            data.path().display()
+        ),
         &clashing,
     )
     .await;
     assert_eq!(get(gw.addr, "/x", "shop.test").await.unwrap().status, 200);
     let ready = get(gw.admin, "/readyz", "admin").await.unwrap();
-    assert!(ready.body.contains("stored app `shop` is not served"), "{}", ready.body);
+    assert!(
+        ready.body.contains("stored app `shop` is not served"),
+        "{}",
+        ready.body
+    );
     let (status, unserved) = call(&gw, "GET", "/api/unserved", Some(TOKEN), None).await;
     assert_eq!((status, unserved[0]["app"].as_str()), (200, Some("shop")));
 }

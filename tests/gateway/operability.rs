@@ -172,3 +172,71 @@ async fn sighup_reloads_and_a_broken_file_keeps_the_running_config() {
         200
     );
 }
+
+#[tokio::test]
+async fn a_file_cut_short_does_not_take_every_app_away() {
+    let origin = Origin::start().await;
+    let port = crate::common::free_port();
+    let listen = format!("listen: [{{address: '127.0.0.1:{port}'}}]");
+    let data = tempfile::tempdir().unwrap();
+    let gw = Gateway::start_full(
+        &listen,
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        &format!(
+            ", api_token: '{}', data_dir: '{}'",
+            crate::admin_api::TOKEN,
+            data.path().display()
+        ),
+        &format!(
+            "apps: [{{id: shop, host: shop.test, default_action: public, origin: {{url: '{}'}}}}]\n",
+            origin.url()
+        ),
+    )
+    .await;
+    let hup = |pid: u32| {
+        let ok = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    let text = std::fs::read_to_string(&gw.config_path).unwrap();
+    // An editor caught halfway: everything up to the apps is written.
+    let head = text.split("apps:").next().unwrap().to_string();
+    std::fs::write(&gw.config_path, &head).unwrap();
+    hup(gw.pid());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(get(gw.addr, "/", "shop.test").await.unwrap().status, 200);
+    // Said on purpose, every app goes.
+    std::fs::write(&gw.config_path, format!("{head}apps: []\n")).unwrap();
+    hup(gw.pid());
+    let mut status = 0;
+    for _ in 0..100 {
+        status = get(gw.addr, "/", "shop.test").await.unwrap().status;
+        if status == 404 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, 404, "`apps: []` removes them");
+}
+
+#[test]
+fn check_refuses_a_file_that_serves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for text in ["", "listen: [{address: '127.0.0.1:8080'}]\n", "apps: []\n"] {
+        let path = dir.path().join("authgate.yaml");
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
+            .args(["check", "-c"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text:?} passed: {stderr}");
+        assert!(
+            stderr.contains("apps") && stderr.contains("no apps"),
+            "{stderr}"
+        );
+    }
+}
