@@ -150,6 +150,12 @@ fn issuer(file: JwtIssuerFile, at: &str, problems: &mut Problems) -> Option<Issu
     if file.min_refresh > file.max_refresh {
         problems.add(&format!("{at}.min_refresh"), "must not exceed max_refresh");
     }
+    if file.stale_max_age < file.max_refresh {
+        problems.add(
+            &format!("{at}.stale_max_age"),
+            "must not be shorter than max_refresh: keys would be dropped before their refresh",
+        );
+    }
     let (source, initial) = match (&file.jwks_uri, &file.jwks_file) {
         (Some(_), Some(_)) => {
             problems.add(at, "give jwks_uri or jwks_file, not both");

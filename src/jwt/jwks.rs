@@ -4,7 +4,10 @@
 //!   refreshed in the background before they expire: the JWKS response's
 //!   `Cache-Control: max-age` is honoured within `[min_refresh, max_refresh]`.
 //! - A token whose `kid` is unknown triggers at most one fetch per cooldown for the issuer;
-//!   concurrent misses wait for that one fetch instead of starting their own.
+//!   concurrent misses wait for that one fetch and share its result, success or failure,
+//!   instead of starting their own (so a hanging endpoint costs a request at most one
+//!   `fetch_timeout`).
+//! - Keys are refreshed before they can go stale, and fetched at once when they have.
 //! - If the JWKS endpoint is down or returns junk, the last good keys keep serving
 //!   (stale-if-error) until they are `stale_max_age` old; each failure is logged and counted.
 //! - Discovery (`/.well-known/openid-configuration`) must name the configured issuer, or its
@@ -79,6 +82,9 @@ pub struct IssuerKeys {
     refreshing: AtomicBool,
     fetches: AtomicU64,
     failures: AtomicU64,
+    /// Fetches finished (either way): a caller that waited for the fetch lock while one
+    /// finished takes its result instead of starting another.
+    completed: AtomicU64,
 }
 
 impl IssuerKeys {
@@ -113,6 +119,7 @@ impl IssuerKeys {
             refreshing: AtomicBool::new(false),
             fetches: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
         }
     }
 
@@ -132,12 +139,16 @@ impl IssuerKeys {
     }
 
     /// The keys in force, or an empty set once the last good keys are too old. Starts a
-    /// background refresh when the keys are due for one.
+    /// background refresh when the keys are due for one — or have gone stale, whatever the
+    /// schedule said.
     pub fn current(self: &Arc<Self>) -> Arc<KeyState> {
         let state = self.state.load_full();
         let now = Instant::now();
+        let too_old = state
+            .fetched_at
+            .is_some_and(|t| now.duration_since(t) > self.policy.stale_max_age);
         if !matches!(self.source, KeySource::Static)
-            && now >= state.refresh_at
+            && (now >= state.refresh_at || too_old)
             && !self.refreshing.swap(true, Ordering::AcqRel)
         {
             let this = self.clone();
@@ -146,9 +157,6 @@ impl IssuerKeys {
                 this.refreshing.store(false, Ordering::Release);
             });
         }
-        let too_old = state
-            .fetched_at
-            .is_some_and(|t| now.duration_since(t) > self.policy.stale_max_age);
         if too_old {
             return Arc::new(KeyState {
                 keys: KeySet::default(),
@@ -167,38 +175,56 @@ impl IssuerKeys {
     /// unknown-`kid` cooldown — so a key rotated in right after start-up is still picked up.
     pub async fn refresh_for_unknown_kid(self: &Arc<Self>, kid: Option<&str>) -> Arc<KeyState> {
         if !matches!(self.source, KeySource::Static) {
+            let seen = self.completed.load(Ordering::Acquire);
             let mut book = self.book.lock().await;
-            // Another request's fetch may have brought the key while this one waited.
-            let held = self.state.load();
+            // A fetch that finished while this caller waited answers it too, success or
+            // failure: a hanging endpoint costs each request at most one fetch timeout.
+            if self.completed.load(Ordering::Acquire) != seen {
+                return self.current();
+            }
+            // The keys as served (stale ones count as none), so a stale key is fetched anew.
+            let held = self.current();
             let now_known = kid.is_some_and(|k| held.keys.has_kid(k));
             if !now_known {
-                let (last, interval) = if held.keys.is_empty() {
+                let empty = held.keys.is_empty();
+                let (last, interval) = if empty {
                     (
-                        &mut book.last_empty_fetch,
+                        book.last_empty_fetch,
                         EMPTY_REFETCH.min(self.policy.unknown_kid_cooldown),
                     )
                 } else {
                     (
-                        &mut book.last_unknown_kid_fetch,
+                        book.last_unknown_kid_fetch,
                         self.policy.unknown_kid_cooldown,
                     )
                 };
                 if last.is_none_or(|t| t.elapsed() >= interval) {
-                    *last = Some(Instant::now());
                     drop(held);
                     self.fetch(&mut book).await;
+                    // Stamped when the fetch ends, so the interval is counted from its result.
+                    let done = Some(Instant::now());
+                    if empty {
+                        book.last_empty_fetch = done;
+                    } else {
+                        book.last_unknown_kid_fetch = done;
+                    }
                 }
             }
         }
         self.current()
     }
 
-    /// Fetches now (warm-up and scheduled refresh).
+    /// Fetches now (warm-up and scheduled refresh), unless a fetch finished while this one
+    /// waited for its turn.
     pub async fn refresh(&self) {
         if matches!(self.source, KeySource::Static) {
             return;
         }
+        let seen = self.completed.load(Ordering::Acquire);
         let mut book = self.book.lock().await;
+        if self.completed.load(Ordering::Acquire) != seen {
+            return;
+        }
         self.fetch(&mut book).await;
     }
 
@@ -213,8 +239,10 @@ impl IssuerKeys {
                 let lifetime = max_age
                     .unwrap_or(self.policy.max_refresh)
                     .clamp(self.policy.min_refresh, self.policy.max_refresh);
-                // Refresh at four fifths of the keys' lifetime: before they expire, not after.
-                let every = lifetime - lifetime / 5;
+                // Refresh at four fifths of the keys' lifetime: before they expire, not after,
+                // and before they could go stale.
+                let every = (lifetime - lifetime / 5)
+                    .min(self.policy.stale_max_age - self.policy.stale_max_age / 5);
                 tracing::debug!(issuer = %self.issuer, keys = keys.len(), "JWKS fetched");
                 self.state.store(Arc::new(KeyState {
                     keys,
@@ -239,6 +267,7 @@ impl IssuerKeys {
                 }));
             }
         }
+        self.completed.fetch_add(1, Ordering::AcqRel);
     }
 
     async fn download(&self, book: &mut FetchBook) -> Result<(KeySet, Option<Duration>), String> {

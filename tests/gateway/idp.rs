@@ -52,6 +52,8 @@ pub struct Knobs {
     pub id_raw_members: Option<String>,
     /// The status and body the token endpoint answers refresh requests with (a 503 page, say).
     pub refresh_answer: Option<(u16, String)>,
+    /// Accept every request and never answer.
+    pub hang: bool,
 }
 
 struct Grant {
@@ -141,6 +143,9 @@ impl TestIdp {
     }
 
     async fn answer(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+        if self.state.lock().unwrap().knobs.hang {
+            tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+        }
         let path = req.uri().path().to_string();
         let query: HashMap<String, String> = req
             .uri()

@@ -14,6 +14,7 @@ mod domain_lifecycle;
 mod hosts;
 mod hygiene;
 mod idp;
+mod jwks_faults;
 mod jwt;
 mod operability;
 mod origin_trust;

@@ -228,10 +228,38 @@ async fn failure_pages_say_what_happened() {
 
 /// A second gateway for the set-up's provider and origin, started after a knob was set.
 async fn gateway_for(s: &Setup) -> crate::common::Gateway {
+    gateway_with(s, "").await
+}
+
+async fn gateway_with(s: &Setup, provider_extra: &str) -> crate::common::Gateway {
     crate::common::Gateway::start(&format!(
         "oidc_providers:\n{}\napps:\n  - {{id: app, host: app.test, origin: {{url: '{}'}}}}\n",
-        s.idp.provider_yaml(""),
+        s.idp.provider_yaml(provider_extra),
         s.origin.url()
     ))
     .await
+}
+
+#[tokio::test]
+async fn sign_ins_waiting_on_a_hanging_provider_share_one_attempt() {
+    let s = setup("", "", "").await;
+    s.idp.set(|k| k.hang = true);
+    let gw = gateway_with(&s, ", fetch_timeout: 1s").await;
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let addr = gw.addr;
+        tasks.push(tokio::spawn(async move {
+            let mut b = crate::browser::Browser::new("app.test", addr);
+            b.get(&format!("http://app.test:{}/private/{i}", addr.port()))
+                .await
+                .status
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 503);
+    }
+    // Serialised, ten sign-ins would queue ten 1 s timeouts one after another.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "took {took:?}");
 }

@@ -172,6 +172,8 @@ pub struct JwksServer {
     jwks: Arc<Mutex<Value>>,
     pub fetches: Arc<AtomicUsize>,
     pub down: Arc<AtomicBool>,
+    /// Accept requests and never answer them.
+    pub hang: Arc<AtomicBool>,
 }
 
 impl JwksServer {
@@ -185,6 +187,7 @@ impl JwksServer {
             )),
             fetches: Arc::new(AtomicUsize::new(0)),
             down: Arc::new(AtomicBool::new(false)),
+            hang: Arc::new(AtomicBool::new(false)),
         };
         let state = server.clone();
         tokio::spawn(async move {
@@ -194,7 +197,16 @@ impl JwksServer {
                     let svc =
                         hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                             let state = state.clone();
-                            async move { Ok::<_, Infallible>(state.answer(req.uri().path())) }
+                            async move {
+                                if state.hang.load(Ordering::SeqCst) {
+                                    if req.uri().path() == "/jwks" {
+                                        state.fetches.fetch_add(1, Ordering::SeqCst);
+                                    }
+                                    // Accepts, never answers (within any test's patience).
+                                    tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+                                }
+                                Ok::<_, Infallible>(state.answer(req.uri().path()))
+                            }
                         });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
