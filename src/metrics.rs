@@ -1,7 +1,7 @@
 //! Prometheus metrics, served on the admin listener at `/metrics`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
 /// The gateway's metrics.
@@ -9,6 +9,7 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     upstream_seconds: HistogramVec,
+    connections_refused: IntCounter,
 }
 
 impl Metrics {
@@ -36,6 +37,14 @@ impl Metrics {
             &["app"],
         )
         .expect("constant metric definition");
+        let connections_refused = IntCounter::new(
+            "connections_refused_total",
+            "Client connections closed on arrival because the listener was at limits.max_connections.",
+        )
+        .expect("constant metric definition");
+        registry
+            .register(Box::new(connections_refused.clone()))
+            .expect("registered once");
         registry
             .register(Box::new(requests.clone()))
             .expect("registered once");
@@ -46,7 +55,13 @@ impl Metrics {
             registry,
             requests,
             upstream_seconds,
+            connections_refused,
         }
+    }
+
+    /// Counts a connection closed on arrival by the connection cap.
+    pub fn connection_refused(&self) {
+        self.connections_refused.inc();
     }
 
     /// Counts one finished request.

@@ -20,7 +20,7 @@ use crate::config::{Gateway, ListenerRole};
 use crate::domains::{Dns, DomainBook};
 use crate::metrics::Metrics;
 use crate::oidc::flow::SignIn;
-use crate::proxy::refusals::VisibleRefusals;
+use crate::proxy::watch::ConnectionWatch;
 use crate::proxy::AuthGate;
 use crate::registry::Registry;
 use crate::session::memory::MemoryStore;
@@ -156,11 +156,11 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
         let mut options = HttpServerOptions::default();
         options.h2c = listener.h2c;
         proxy.server_options = Some(options);
-        // Requests pingora refuses before any phase runs are answered, logged and counted
-        // like every other refusal.
+        // Each connection is watched: deadlines for idle and slow clients, a connection cap,
+        // and pingora's own refusals answered, logged and counted like every other one.
         let mut service = pingora::services::listening::Service::new(
             format!("authgate proxy {i}"),
-            VisibleRefusals::new(proxy, metrics.clone()),
+            ConnectionWatch::new(proxy, metrics.clone(), config.clone()),
         );
         let address = listener.address.to_string();
         match listener.role {

@@ -13,6 +13,20 @@ use crate::proxy::headers::ManagedHeaders;
 use crate::route::host::{canonical_host, HostTable};
 use crate::route::rules::RouteTable;
 
+/// Three quarters of the process's open-file limit (the rest is for origins, providers and
+/// files), or 4096 when the limit cannot be read.
+fn default_max_connections() -> usize {
+    let limit = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|soft| soft.parse::<usize>().ok())
+        });
+    limit.map_or(4096, |n| (n / 4 * 3).max(16))
+}
+
 /// Compiles a parsed file, or returns every problem in it.
 pub fn compile(file: FileConfig) -> Result<Gateway, Problems> {
     compile_after(file, None)
@@ -139,10 +153,30 @@ pub fn compile_after(file: FileConfig, running: Option<&Gateway>) -> Result<Gate
     if file.limits.max_request_header_bytes < 1024 {
         problems.add("limits.max_request_header_bytes", "must be at least 1024");
     }
+    for (field, value) in [
+        ("limits.keepalive_timeout", file.limits.keepalive_timeout),
+        (
+            "limits.request_header_timeout",
+            file.limits.request_header_timeout,
+        ),
+    ] {
+        if value.0 == 0 {
+            problems.add(field, "must be at least 1s");
+        }
+    }
+    if file.limits.max_connections == Some(0) {
+        problems.add("limits.max_connections", "must be at least 1");
+    }
     let limits = Limits {
         max_request_header_bytes: file.limits.max_request_header_bytes,
         max_request_body_bytes: file.limits.max_request_body_bytes,
         max_response_body_bytes: file.limits.max_response_body_bytes,
+        keepalive_timeout: file.limits.keepalive_timeout.duration(),
+        request_header_timeout: file.limits.request_header_timeout.duration(),
+        max_connections: file
+            .limits
+            .max_connections
+            .unwrap_or_else(default_max_connections),
     };
 
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&file.log.level) {

@@ -119,6 +119,12 @@ pub struct Limits {
     pub max_request_body_bytes: u64,
     /// Origin response body bytes (502 above), if limited.
     pub max_response_body_bytes: Option<u64>,
+    /// Idle time allowed between requests on a kept-alive connection.
+    pub keepalive_timeout: std::time::Duration,
+    /// Time allowed for a request head (and a new connection's first one).
+    pub request_header_timeout: std::time::Duration,
+    /// Client connections open at once, per listener.
+    pub max_connections: usize,
 }
 
 /// One protected app, compiled.

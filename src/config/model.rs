@@ -444,6 +444,16 @@ pub struct LimitsFile {
     pub max_response_body_bytes: Option<u64>,
     /// Verified bearer tokens kept in memory; 0 turns the cache off. Default: 100000.
     pub verified_token_cache_entries: u64,
+    /// A kept-alive HTTP/1 connection with no new request for this long is closed.
+    /// Default: 60s.
+    pub keepalive_timeout: Seconds,
+    /// A request head must arrive whole within this, counted from its first byte (and a new
+    /// connection's first request, or the HTTP/2 preface, from the connection's start);
+    /// otherwise the connection is closed. Default: 15s.
+    pub request_header_timeout: Seconds,
+    /// Client connections open at once, per listener; more are closed as they arrive.
+    /// Default: three quarters of the process's open-file limit.
+    pub max_connections: Option<usize>,
 }
 
 impl Default for LimitsFile {
@@ -453,6 +463,9 @@ impl Default for LimitsFile {
             max_request_body_bytes: 10 * 1024 * 1024,
             max_response_body_bytes: None,
             verified_token_cache_entries: 100_000,
+            keepalive_timeout: Seconds(60),
+            request_header_timeout: Seconds(15),
+            max_connections: None,
         }
     }
 }

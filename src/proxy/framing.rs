@@ -90,6 +90,9 @@ mod tests {
             max_request_header_bytes: 2048,
             max_request_body_bytes: 100,
             max_response_body_bytes: None,
+            keepalive_timeout: std::time::Duration::from_secs(60),
+            request_header_timeout: std::time::Duration::from_secs(15),
+            max_connections: 100,
         }
     }
 

@@ -10,6 +10,7 @@ pub mod framing;
 pub mod gate;
 pub mod headers;
 pub mod refusals;
+pub mod watch;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -95,6 +96,16 @@ impl ProxyHttp for AuthGate {
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx::new(self.config.load_full())
+    }
+
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // The head is in: the connection's deadlines pause until the response is done.
+        watch::request_started(session);
+        Ok(())
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
@@ -317,6 +328,7 @@ impl ProxyHttp for AuthGate {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        watch::request_finished(session);
         ctx.finish_upstream();
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let app = ctx.app_id();

@@ -42,7 +42,7 @@ impl Seen {
 }
 
 /// A real HTTP origin that records every request it receives and answers 200 with a short
-/// body. `/slow` answers after one second; `/plant-cookies` tries to set the gateway's
+/// body. `/slow` answers after one second, `/slow3` after three; `/plant-cookies` tries to set the gateway's
 /// cookies beside one of its own.
 pub struct Origin {
     pub addr: SocketAddr,
@@ -87,6 +87,7 @@ impl Origin {
                                 })
                                 .collect();
                             let slow = req.uri().path().ends_with("/slow");
+                            let slower = req.uri().path().ends_with("/slow3");
                             let plant = req.uri().path().ends_with("/plant-cookies");
                             let body_len = req
                                 .into_body()
@@ -102,6 +103,9 @@ impl Origin {
                             });
                             if slow {
                                 tokio::time::sleep(Duration::from_secs(1)).await;
+                            }
+                            if slower {
+                                tokio::time::sleep(Duration::from_secs(3)).await;
                             }
                             let mut resp = Response::new(Full::new(Bytes::from(format!(
                                 "origin saw {target}"

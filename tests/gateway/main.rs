@@ -23,6 +23,7 @@ mod refresh;
 mod reload_carry;
 mod routing;
 mod signin;
+mod slow_clients;
 mod smuggling;
 mod tls;
 mod tokens;
