@@ -79,6 +79,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { config: path } => {
+            authgate::server::claim_reload_signal();
             let gw = match config::load(&path) {
                 Ok(gw) => gw,
                 Err(problems) => {

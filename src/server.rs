@@ -46,6 +46,26 @@ pub enum StartError {
     },
 }
 
+/// Takes over SIGHUP for the whole process at once, before the configuration is even read:
+/// until then a SIGHUP's default action would end the process, and the reload service only
+/// starts listening once the server runs. A SIGHUP that arrives in between is not lost work
+/// (the configuration being loaded is the current one) and no longer kills anything.
+pub fn claim_reload_signal() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    match runtime {
+        // Registering the handler replaces the default action for the rest of the process's
+        // life; the stream itself is not needed.
+        Ok(rt) => rt.block_on(async {
+            if signal(SignalKind::hangup()).is_err() {
+                eprintln!("cannot install the SIGHUP handler; a reload signal may end the process");
+            }
+        }),
+        Err(e) => eprintln!("cannot install the SIGHUP handler ({e})"),
+    }
+}
+
 /// Builds the server for `gateway` and runs it until a shutdown signal has drained it.
 /// `config_path` is re-read on SIGHUP; a bad file is refused and the running snapshot kept.
 pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartError> {

@@ -310,8 +310,7 @@ impl AsyncRead for Watched {
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
-                    let bytes = buf.filled()[before..].to_vec();
-                    self.saw_bytes(&bytes);
+                    self.saw_bytes(&buf.filled()[before..]);
                 }
                 Poll::Ready(Ok(()))
             }

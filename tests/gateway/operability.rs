@@ -240,3 +240,58 @@ fn check_refuses_a_file_that_serves_nothing() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_sighup_before_the_gateway_is_up_does_not_end_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("authgate.yaml");
+    // The config comes through a pipe, so the process waits, early in its start, until the
+    // test writes it: a SIGHUP lands at a known moment.
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args(["run", "-c"])
+        .arg(&fifo)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let alive = child.try_wait().unwrap().is_none();
+    let (port, admin) = (crate::common::free_port(), crate::common::free_port());
+    let origin = Origin::start().await;
+    if alive {
+        std::fs::write(
+            &fifo,
+            format!(
+                "listen: [{{address: '127.0.0.1:{port}'}}]\nadmin: {{listen: '127.0.0.1:{admin}'}}\napps: [{{id: a, host: a.test, default_action: public, origin: {{url: '{}'}}}}]\n",
+                origin.url()
+            ),
+        )
+        .unwrap();
+    }
+    let mut ready = false;
+    for _ in 0..200 {
+        let admin_addr = std::net::SocketAddr::from(([127, 0, 0, 1], admin));
+        if get(admin_addr, "/readyz", "admin")
+            .await
+            .is_ok_and(|r| r.status == 200)
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    assert!(alive, "the SIGHUP ended the process: {status:?}");
+    assert!(ready, "the gateway came up after the signal");
+}
