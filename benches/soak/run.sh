@@ -11,8 +11,8 @@
 # cookie), a JWKS served by a small HTTP server, and authgate in front with a public, a
 # signed-in and a bearer route. Three open-loop oha streams (200 requests/s each) run the whole
 # time, and a fourth sends a distinct bearer token (a verified-token cache miss) 20 times a
-# second; every 30 s the config file is changed (an app added or removed) and SIGHUP sent, so 20
-# reloads in 10 minutes; from 40% to 60% of the run the identity provider and the JWKS server
+# second; every 30 s from second 15 the config file is changed (an app added or removed) and
+# SIGHUP sent, so 20 reloads in 10 minutes; from 40% to 60% of the run the identity provider and the JWKS server
 # are stopped. Every 5 s authgate's RSS and open descriptors are sampled. Writes
 # benches/soak/results.md (a --debug run writes target/soak-results.md) and exits non-zero
 # when any request failed. Installs nginx (apt) and oha (cargo) when missing.
@@ -160,7 +160,7 @@ echo "second,rss_kib,fds,event" > "$work/samples.csv"
 outage_from=$((secs * 4 / 10)) outage_to=$((secs * 6 / 10))
 reloads=0 refused_reloads=0
 start=$(date +%s)
-next_reload=30
+next_reload=15
 while :; do
   now=$(($(date +%s) - start))
   [ "$now" -ge "$secs" ] && break
