@@ -110,6 +110,8 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnectionWatch<A> {
             pending: Vec::new(),
             header_timeout,
             keepalive,
+            websocket: std::sync::atomic::AtomicBool::new(false),
+            shutdown: shutdown.clone(),
             _slot: slot,
         };
         self.inner.process_new(Box::new(watched), shutdown).await
@@ -164,6 +166,10 @@ pub struct Watched {
     pending: Vec<u8>,
     header_timeout: Duration,
     keepalive: Duration,
+    /// The request being served asked to become a WebSocket.
+    websocket: std::sync::atomic::AtomicBool,
+    /// The server is shutting down.
+    shutdown: ShutdownWatch,
     _slot: Slot,
 }
 
@@ -190,6 +196,12 @@ pub fn request_started(session: &pingora::proxy::Session) {
         if w.phase.load(Ordering::Acquire) == AWAITING_HEAD {
             w.phase.store(SERVING, Ordering::Release);
         }
+        let upgrade = session
+            .req_header()
+            .headers
+            .get(http::header::UPGRADE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+        w.websocket.store(upgrade, Ordering::Release);
     }
 }
 
@@ -285,6 +297,28 @@ enum Wait {
     First,
     /// The next request on a kept-alive connection.
     KeepAlive,
+}
+
+/// A WebSocket close frame from the server (unmasked), status 1001 "going away".
+const WEBSOCKET_GOING_AWAY: [u8; 4] = [0x88, 0x02, 0x03, 0xE9];
+
+impl Drop for Watched {
+    /// A WebSocket still open when the server shuts down is told so with a close frame
+    /// (1001, going away) rather than cut, so its client knows to reconnect. Best effort: the
+    /// frame is written only if the connection takes it at once.
+    fn drop(&mut self) {
+        let open_websocket =
+            self.websocket.load(Ordering::Acquire) && self.phase.load(Ordering::Acquire) == SERVING;
+        if !open_websocket || !*self.shutdown.borrow() {
+            return;
+        }
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut inner = Pin::new(&mut self.inner);
+        if let Poll::Ready(Ok(_)) = inner.as_mut().poll_write(&mut cx, &WEBSOCKET_GOING_AWAY) {
+            let _ = inner.as_mut().poll_flush(&mut cx);
+        }
+    }
 }
 
 impl AsyncRead for Watched {

@@ -228,3 +228,30 @@ async fn an_origin_response_over_the_limit_gives_502() {
     let resp = get(gw.addr, "/s", "a.test").await.unwrap();
     assert_eq!(resp.status, 200, "{resp:?}");
 }
+
+#[tokio::test]
+async fn an_open_websocket_is_told_when_the_gateway_shuts_down() {
+    let ws_origin = websocket_origin().await;
+    let gw = Gateway::start(&open_app(&format!("http://{ws_origin}"), "")).await;
+    let stream = TcpStream::connect(gw.addr).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async("ws://a.test/socket", stream)
+        .await
+        .unwrap();
+    ws.send(Message::text("hello")).await.unwrap();
+    assert!(ws.next().await.unwrap().unwrap().is_text());
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &gw.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    // The tunnel stays open through the drain, then closes with 1001 "going away".
+    let closing = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+        .await
+        .expect("the connection ends within the drain");
+    match closing {
+        Some(Ok(Message::Close(Some(frame)))) => {
+            assert_eq!(u16::from(frame.code), 1001, "{frame:?}")
+        }
+        other => panic!("no close frame: {other:?}"),
+    }
+}
