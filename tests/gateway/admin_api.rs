@@ -212,11 +212,7 @@ async fn a_config_edit_that_clashes_with_an_api_app_does_not_stop_the_next_start
         let text = std::fs::read_to_string(&gw.config_path).unwrap();
         let head = text.split("apps:").next().unwrap().to_string();
         std::fs::write(&gw.config_path, format!("{head}{clashing}")).unwrap();
-        let hup = std::process::Command::new("kill")
-            .args(["-HUP", &gw.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(hup.success());
+        crate::common::sighup(gw.pid());
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         assert_eq!(
             get(gw.addr, "/public/x", "shop.test").await.unwrap().status,

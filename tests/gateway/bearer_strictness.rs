@@ -194,12 +194,7 @@ apps:
 ",
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_authgate"))
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (passed, stderr) = crate::common::check(&path);
+    assert!(!passed);
     assert!(stderr.contains("jwt_issuers[1].issuer"), "{stderr}");
 }

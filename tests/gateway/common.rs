@@ -399,3 +399,25 @@ fn dechunk(mut buf: &[u8]) -> (Vec<u8>, usize) {
     }
     (out, total - buf.len())
 }
+
+/// Sends SIGHUP to a gateway process (a reload).
+pub fn sighup(pid: u32) {
+    let sent = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+/// `authgate check -c path`: whether it passed, and what it printed on stderr.
+pub fn check(path: &std::path::Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args(["check", "-c"])
+        .arg(path)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

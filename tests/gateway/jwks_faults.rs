@@ -89,12 +89,7 @@ fn check_refuses_keys_that_go_stale_before_their_refresh() {
         "jwt_issuers:\n  - {id: a, issuer: 'https://id.test', jwks_uri: 'https://id.test/k', audiences: [api], max_refresh: 1h, stale_max_age: 10m}\napps:\n  - {id: app, host: app.test, origin: {url: 'http://127.0.0.1:9'}}\n",
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_authgate"))
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (passed, stderr) = crate::common::check(&path);
+    assert!(!passed);
     assert!(stderr.contains("jwt_issuers[0].stale_max_age"), "{stderr}");
 }

@@ -193,23 +193,16 @@ async fn a_file_cut_short_does_not_take_every_app_away() {
         ),
     )
     .await;
-    let hup = |pid: u32| {
-        let ok = Command::new("kill")
-            .args(["-HUP", &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    };
     let text = std::fs::read_to_string(&gw.config_path).unwrap();
     // An editor caught halfway: everything up to the apps is written.
     let head = text.split("apps:").next().unwrap().to_string();
     std::fs::write(&gw.config_path, &head).unwrap();
-    hup(gw.pid());
+    crate::common::sighup(gw.pid());
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(get(gw.addr, "/", "shop.test").await.unwrap().status, 200);
     // Said on purpose, every app goes.
     std::fs::write(&gw.config_path, format!("{head}apps: []\n")).unwrap();
-    hup(gw.pid());
+    crate::common::sighup(gw.pid());
     let mut status = 0;
     for _ in 0..100 {
         status = get(gw.addr, "/", "shop.test").await.unwrap().status;
@@ -227,13 +220,8 @@ fn check_refuses_a_file_that_serves_nothing() {
     for text in ["", "listen: [{address: '127.0.0.1:8080'}]\n", "apps: []\n"] {
         let path = dir.path().join("authgate.yaml");
         std::fs::write(&path, text).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
-            .args(["check", "-c"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{text:?} passed: {stderr}");
+        let (passed, stderr) = crate::common::check(&path);
+        assert!(!passed, "{text:?} passed: {stderr}");
         assert!(
             stderr.contains("apps") && stderr.contains("no apps"),
             "{stderr}"
@@ -259,11 +247,7 @@ async fn a_sighup_before_the_gateway_is_up_does_not_end_it() {
         .spawn()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let hup = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    crate::common::sighup(child.id());
     tokio::time::sleep(Duration::from_millis(200)).await;
     let alive = child.try_wait().unwrap().is_none();
     let (port, admin) = (crate::common::free_port(), crate::common::free_port());

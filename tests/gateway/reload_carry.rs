@@ -19,11 +19,7 @@ async fn call(gw: &Gateway, token: &str) -> Resp {
 
 /// Sends SIGHUP and waits until the new snapshot serves `host`.
 async fn reload_until_served(gw: &Gateway, host: &str) {
-    let hup = std::process::Command::new("kill")
-        .args(["-HUP", &gw.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    crate::common::sighup(gw.pid());
     for _ in 0..100 {
         if crate::common::get(gw.addr, "/", host).await.unwrap().status != 404 {
             return;
@@ -98,11 +94,7 @@ async fn keys_and_verified_tokens_survive_a_reload_while_the_jwks_is_down() {
         text.replace("audiences: [api]", "audiences: [api, more]"),
     )
     .unwrap();
-    let hup = std::process::Command::new("kill")
-        .args(["-HUP", &gw.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    crate::common::sighup(gw.pid());
     let mut status = 0;
     for _ in 0..100 {
         let mut fresh = claims(&idp.issuer());
