@@ -200,6 +200,30 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
         tracing::info!(address = %listener.address, role = ?listener.role, "traffic listener");
     }
     tracing::info!(address = %config.load().admin.listen, "admin listener");
+    {
+        let running = config.load();
+        let mut apps: Vec<String> = running
+            .hosts
+            .apps()
+            .iter()
+            .map(|a| a.id.to_string())
+            .collect();
+        apps.sort_unstable();
+        let providers: Vec<&str> = running.providers.iter().map(|p| &*p.id).collect();
+        let listening: Vec<String> = running
+            .listeners
+            .iter()
+            .map(|l| l.address.to_string())
+            .collect();
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            config = config_path.as_ref().map(|p| p.display().to_string()),
+            listeners = %listening.join(" "),
+            apps = %apps.join(" "),
+            providers = %providers.join(" "),
+            "authgate starting"
+        );
+    }
     server.add_service(background_service("authgate admin", admin));
     server.add_service(background_service(
         "authgate jwks warm-up",

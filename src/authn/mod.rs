@@ -18,6 +18,10 @@ pub struct Identity {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Keep the client's `Authorization` header on the upstream request.
     pub forward_authorization: bool,
+    /// The user's `sub`, for the access log.
+    pub user: Option<String>,
+    /// How the identity was proved (`session` or `bearer`), for the access log.
+    pub via: &'static str,
 }
 
 /// Authenticates a request by its bearer token and checks the route's requirements.
@@ -43,6 +47,12 @@ pub async fn by_bearer(
     Ok(Identity {
         headers,
         forward_authorization: admitted.app.forward_authorization,
+        user: verified
+            .claims
+            .get("sub")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
+        via: "bearer",
     })
 }
 
@@ -64,5 +74,13 @@ pub fn by_session(
     Ok(Identity {
         headers,
         forward_authorization: false,
+        user: {
+            let mut sub = None;
+            crate::jwt::ClaimSet::claim_texts(&session.user, "sub", &mut |t| {
+                sub = Some(t.to_string())
+            });
+            sub
+        },
+        via: "session",
     })
 }

@@ -86,6 +86,11 @@ impl AuthGate {
     }
 }
 
+/// A duration in milliseconds, to the microsecond (`2.686`, not `2.6857740000000003`).
+fn millis(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
 fn too_large(what: &'static str) -> Box<Error> {
     Error::explain(ErrorType::HTTPStatus(413), what)
 }
@@ -327,6 +332,18 @@ impl ProxyHttp for AuthGate {
         }
     }
 
+    /// What pingora's own error lines say about the request: never the query string, which
+    /// may carry secrets (`?api_key=`).
+    fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
+        let req = session.req_header();
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        format!("{} {}, Host: {host}", req.method, req.uri.path())
+    }
+
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         watch::request_finished(session);
         ctx.finish_upstream();
@@ -343,6 +360,7 @@ impl ProxyHttp for AuthGate {
             self.metrics.upstream(app, upstream.as_secs_f64());
         }
         let req = session.req_header();
+        let identity = ctx.identity.as_ref();
         tracing::info!(
             target: "authgate::access",
             request_id = %ctx.request_id,
@@ -352,8 +370,10 @@ impl ProxyHttp for AuthGate {
             status,
             method = %req.method,
             path = req.uri.path(),
-            duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
-            upstream_ms = ctx.upstream_duration.map(|d| d.as_secs_f64() * 1000.0),
+            user = identity.and_then(|i| i.user.as_deref()),
+            auth = identity.map(|i| i.via),
+            duration_ms = millis(ctx.started.elapsed()),
+            upstream_ms = ctx.upstream_duration.map(millis),
             error = e.map(|e| e.etype().as_str()),
             "request"
         );

@@ -200,6 +200,32 @@ impl Gateway {
         admin_extra: &str,
         yaml: &str,
     ) -> Gateway {
+        Gateway::launch(listen, addr, admin_extra, yaml, None).await
+    }
+
+    /// Like [`Gateway::start`], with its log (at `info`) written to a file, not a terminal.
+    pub async fn start_logged(yaml: &str) -> (Gateway, PathBuf) {
+        let port = free_port();
+        let listen = format!("listen: [{{address: '127.0.0.1:{port}'}}]");
+        let log = std::env::temp_dir().join(format!("authgate-test-{port}.log"));
+        let gw = Gateway::launch(
+            &listen,
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            "",
+            yaml,
+            Some(&log),
+        )
+        .await;
+        (gw, log)
+    }
+
+    async fn launch(
+        listen: &str,
+        addr: SocketAddr,
+        admin_extra: &str,
+        yaml: &str,
+        log: Option<&std::path::Path>,
+    ) -> Gateway {
         let admin_port = free_port();
         let config = format!(
             "{listen}\n\
@@ -209,12 +235,16 @@ impl Gateway {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("authgate.yaml");
         std::fs::write(&config_path, config).unwrap();
+        let (level, stderr) = match log {
+            Some(path) => ("info", Stdio::from(std::fs::File::create(path).unwrap())),
+            None => ("warn", Stdio::inherit()),
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_authgate"))
             .args(["run", "-c"])
             .arg(&config_path)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let gw = Gateway {

@@ -16,6 +16,7 @@ mod hygiene;
 mod idp;
 mod jwks_faults;
 mod jwt;
+mod logs;
 mod operability;
 mod origin_trust;
 mod protocols;
