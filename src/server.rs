@@ -44,6 +44,30 @@ pub enum StartError {
         /// The bind error.
         source: std::io::Error,
     },
+    /// A traffic listener's address could not be bound.
+    #[error("cannot bind the listener on {address}: {source}")]
+    ListenerBind {
+        /// The configured address.
+        address: std::net::SocketAddr,
+        /// The bind error.
+        source: std::io::Error,
+    },
+}
+
+/// Binds each traffic listener's address once before the server starts, so an address that
+/// is taken (or not this machine's) is a clear start-up error: pingora itself would log the
+/// listener as bound, retry, and leave a process that serves nothing. The probe is released at
+/// once for pingora to bind.
+fn probe_listeners(listeners: &[crate::config::Listener]) -> Result<(), StartError> {
+    for listener in listeners {
+        std::net::TcpListener::bind(listener.address).map_err(|source| {
+            StartError::ListenerBind {
+                address: listener.address,
+                source,
+            }
+        })?;
+    }
+    Ok(())
 }
 
 /// Takes over SIGHUP for the whole process at once, before the configuration is even read:
@@ -110,6 +134,7 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
     let api_token = gateway.admin.api_token.clone();
     let data_dir = gateway.admin.data_dir.clone();
     let listeners = gateway.listeners.clone();
+    probe_listeners(&listeners)?;
     let config = Arc::new(ArcSwap::from_pointee(gateway));
     // Apps created through the admin API, and active custom domains, join the config file's
     // (when there is a file).

@@ -279,3 +279,45 @@ async fn a_sighup_before_the_gateway_is_up_does_not_end_it() {
     assert!(alive, "the SIGHUP ended the process: {status:?}");
     assert!(ready, "the gateway came up after the signal");
 }
+
+#[tokio::test]
+async fn a_taken_traffic_port_is_a_clean_start_up_failure() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("authgate.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "listen: [{{address: '127.0.0.1:{port}'}}]\nadmin: {{listen: '127.0.0.1:{}'}}\napps: [{{id: a, host: a.test, origin: {{url: 'http://127.0.0.1:9'}}}}]\n",
+            crate::common::free_port()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args(["run", "-c"])
+        .arg(&path)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let Some(status) = exited else {
+        let _ = child.kill();
+        panic!("the gateway kept running without its listener");
+    };
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains(&format!("cannot bind the listener on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    drop(taken);
+}
