@@ -321,3 +321,64 @@ async fn a_taken_traffic_port_is_a_clean_start_up_failure() {
     );
     drop(taken);
 }
+
+#[tokio::test]
+async fn sigterm_with_nothing_in_flight_stops_at_once() {
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("authgate.yaml");
+    let (port, admin) = (crate::common::free_port(), crate::common::free_port());
+    std::fs::write(
+        &path,
+        format!(
+            "listen: [{{address: '127.0.0.1:{port}'}}]\nadmin: {{listen: '127.0.0.1:{admin}'}}\nserver: {{drain_timeout: 20s}}\napps: [{{id: a, host: a.test, default_action: public, origin: {{url: '{}'}}}}]\n",
+            origin.url()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args(["run", "-c"])
+        .arg(&path)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let admin_addr = std::net::SocketAddr::from(([127, 0, 0, 1], admin));
+    for _ in 0..200 {
+        if get(admin_addr, "/readyz", "admin")
+            .await
+            .is_ok_and(|r| r.status == 200)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A request that finished, and an idle kept-alive connection: nothing in flight.
+    assert_eq!(get(addr, "/", "a.test").await.unwrap().status, 200);
+    let _idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let started = std::time::Instant::now();
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let mut status = None;
+    for _ in 0..300 {
+        if let Some(s) = child.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let Some(status) = status else {
+        let _ = child.kill();
+        panic!("still running 15 s after SIGTERM with nothing in flight");
+    };
+    assert!(status.success());
+    // Far from the 20 s drain_timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+}
