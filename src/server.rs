@@ -95,9 +95,7 @@ pub fn claim_reload_signal() {
 pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartError> {
     let mut conf = ServerConf {
         threads: gateway.server.threads,
-        // The drain happens before pingora is told to stop (see `Signals`): it ends as soon
-        // as the requests in flight are done, within `server.drain_timeout`.
-        grace_period_seconds: Some(0),
+        grace_period_seconds: Some(gateway.server.drain_timeout.as_secs()),
         graceful_shutdown_timeout_seconds: Some(1),
         upstream_keepalive_pool_size: gateway.server.upstream_keepalive_pool_size,
         // Each worker thread runs its own connections start to end. Measured against work
@@ -126,8 +124,6 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
         plain
     };
     let readiness = Arc::new(Readiness::new(probe));
-    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let drain_timeout = gateway.server.drain_timeout;
     let store = Arc::new(MemoryStore::new(
         gateway.sessions.max_sessions,
         gateway.sessions.idle_timeout,
@@ -200,7 +196,6 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
             sign_in.clone(),
             listener.role,
             challenges.clone(),
-            in_flight.clone(),
         );
         let mut proxy = pingora::proxy::http_proxy(&server.configuration, gate);
         let mut options = HttpServerOptions::default();
@@ -280,11 +275,7 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
         ));
     }
     server.run(RunArgs {
-        shutdown_signal: Box::new(Signals {
-            readiness,
-            in_flight,
-            drain_timeout,
-        }),
+        shutdown_signal: Box::new(Signals { readiness }),
     });
     Ok(())
 }
@@ -293,9 +284,6 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
 /// because the drain is bounded by `server.drain_timeout`.
 struct Signals {
     readiness: Arc<Readiness>,
-    /// Requests being served, on every listener.
-    in_flight: Arc<std::sync::atomic::AtomicUsize>,
-    drain_timeout: std::time::Duration,
 }
 
 #[async_trait]
@@ -313,22 +301,6 @@ impl ShutdownSignalWatch for Signals {
             _ = int.recv() => tracing::info!("SIGINT: draining"),
         }
         self.readiness.start_draining();
-        // Drain: wait for the requests in flight, no longer than `server.drain_timeout`.
-        let deadline = std::time::Instant::now() + self.drain_timeout;
-        loop {
-            let left = self.in_flight.load(std::sync::atomic::Ordering::Acquire);
-            if left == 0 {
-                break;
-            }
-            if std::time::Instant::now() >= deadline {
-                tracing::warn!(
-                    in_flight = left,
-                    "drain timeout: stopping with requests in flight"
-                );
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
         ShutdownSignal::GracefulTerminate
     }
 }

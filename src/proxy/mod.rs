@@ -41,7 +41,6 @@ pub struct AuthGate {
     sign_in: Arc<SignIn>,
     role: ListenerRole,
     challenges: Arc<Challenges>,
-    in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl AuthGate {
@@ -53,7 +52,6 @@ impl AuthGate {
         sign_in: Arc<SignIn>,
         role: ListenerRole,
         challenges: Arc<Challenges>,
-        in_flight: Arc<std::sync::atomic::AtomicUsize>,
     ) -> AuthGate {
         AuthGate {
             config,
@@ -61,7 +59,6 @@ impl AuthGate {
             sign_in,
             role,
             challenges,
-            in_flight,
         }
     }
 
@@ -111,11 +108,8 @@ impl ProxyHttp for AuthGate {
         session: &mut Session,
         _ctx: &mut RequestCtx,
     ) -> Result<()> {
-        // The head is in: the connection's deadlines pause until the response is done, and a
-        // shutdown waits for it.
+        // The head is in: the connection's deadlines pause until the response is done.
         watch::request_started(session);
-        self.in_flight
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Ok(())
     }
 
@@ -352,8 +346,6 @@ impl ProxyHttp for AuthGate {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         watch::request_finished(session);
-        self.in_flight
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         ctx.finish_upstream();
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let app = ctx.app_id();
