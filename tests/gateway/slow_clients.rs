@@ -167,3 +167,53 @@ async fn connections_past_the_cap_are_closed_on_arrival() {
         metrics.body
     );
 }
+
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+/// A crowd of slow clients costs memory while it stays; an idle gateway gives that memory back
+/// once the crowd has gone, without waiting for traffic. (800 clients keep this test and the
+/// gateway within a 1,024-descriptor limit.)
+#[tokio::test]
+async fn an_idle_gateway_gives_a_departed_crowds_memory_back() {
+    let origin = Origin::start().await;
+    let gw = gateway(
+        &origin,
+        "request_header_timeout: 60s, max_connections: 1000",
+    )
+    .await;
+    let before = resident_kib(gw.pid());
+    let mut crowd = Vec::new();
+    for _ in 0..800 {
+        let mut conn = TcpStream::connect(gw.addr).await.unwrap();
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\nX-Half: ")
+            .await
+            .unwrap();
+        crowd.push(conn);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let with_crowd = resident_kib(gw.pid());
+    let grew = with_crowd.saturating_sub(before);
+    assert!(
+        grew > 8 * 1024,
+        "800 waiting clients should hold several MiB: {before} → {with_crowd} KiB"
+    );
+    drop(crowd);
+    // No request reaches the gateway from here on.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut now = resident_kib(gw.pid());
+    while now > before + grew / 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        now = resident_kib(gw.pid());
+    }
+    assert!(
+        now <= before + grew / 3,
+        "memory not given back while idle: {before} KiB before, {with_crowd} with the crowd, {now} 15 s after it left"
+    );
+}
