@@ -34,5 +34,8 @@ WORKDIR /var/lib/authgate
 # Traffic; the admin listener (health, metrics, admin API) binds loopback unless configured.
 EXPOSE 8080
 STOPSIGNAL SIGTERM
+# `authgate health` asks the running gateway's /readyz (health listener, else admin listener).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["/usr/local/bin/authgate", "health", "-c", "/etc/authgate/authgate.yaml"]
 ENTRYPOINT ["/usr/local/bin/authgate"]
 CMD ["run", "-c", "/etc/authgate/authgate.yaml"]

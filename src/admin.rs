@@ -1,11 +1,11 @@
-//! The admin listener: `/healthz`, `/readyz` and `/metrics`, on its own address (loopback by
-//! default) so that none of it is reachable through an app's host name.
+//! The admin listener: `/healthz`, `/readyz`, `/metrics` and the admin API, on its own address
+//! (loopback by default) so that none of it is reachable through an app's host name; and the
+//! optional health listener, which answers `/healthz` and `/readyz` only, for probes that come
+//! from outside the machine (a container's orchestrator) without exposing the rest.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -21,65 +21,16 @@ use arc_swap::ArcSwap;
 
 use crate::config::{Gateway, Secret};
 use crate::metrics::Metrics;
-
-/// Whether the gateway should receive traffic: its listeners accept connections and it is not
-/// shutting down.
-#[derive(Debug)]
-pub struct Readiness {
-    probe: Vec<SocketAddr>,
-    listening: AtomicBool,
-    draining: AtomicBool,
-}
-
-impl Readiness {
-    /// Readiness that probes these traffic listener addresses.
-    pub fn new(listeners: impl IntoIterator<Item = SocketAddr>) -> Readiness {
-        let probe = listeners
-            .into_iter()
-            .map(|mut addr| {
-                // A wildcard bind is reached through loopback.
-                if addr.ip().is_unspecified() {
-                    addr.set_ip(match addr {
-                        SocketAddr::V4(_) => [127, 0, 0, 1].into(),
-                        SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-                    });
-                }
-                addr
-            })
-            .collect();
-        Readiness {
-            probe,
-            listening: AtomicBool::new(false),
-            draining: AtomicBool::new(false),
-        }
-    }
-
-    /// Marks the gateway as draining: `/readyz` answers 503 from now on.
-    pub fn start_draining(&self) {
-        self.draining.store(true, Ordering::SeqCst);
-    }
-
-    async fn is_ready(&self) -> bool {
-        if self.draining.load(Ordering::SeqCst) {
-            return false;
-        }
-        if self.listening.load(Ordering::SeqCst) {
-            return true;
-        }
-        for addr in &self.probe {
-            let connect = tokio::net::TcpStream::connect(addr);
-            match tokio::time::timeout(Duration::from_secs(1), connect).await {
-                Ok(Ok(_)) => {}
-                _ => return false,
-            }
-        }
-        self.listening.store(true, Ordering::SeqCst);
-        true
-    }
-}
+use crate::readiness::Readiness;
 
 /// The admin HTTP server, run as a pingora background service.
 pub struct AdminService {
+    listener: std::sync::Mutex<Option<std::net::TcpListener>>,
+    state: Arc<AdminState>,
+}
+
+/// The health listener: `/healthz` and `/readyz` of an [`AdminService`], nothing else.
+pub struct HealthService {
     listener: std::sync::Mutex<Option<std::net::TcpListener>>,
     state: Arc<AdminState>,
 }
@@ -126,39 +77,72 @@ impl AdminService {
             }),
         })
     }
+
+    /// Binds a health listener that shares this service's readiness.
+    pub fn health_listener(&self, address: SocketAddr) -> std::io::Result<HealthService> {
+        let listener = std::net::TcpListener::bind(address)?;
+        listener.set_nonblocking(true)?;
+        Ok(HealthService {
+            listener: std::sync::Mutex::new(Some(listener)),
+            state: self.state.clone(),
+        })
+    }
 }
 
 #[async_trait]
 impl BackgroundService for AdminService {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        let std_listener = self.listener.lock().ok().and_then(|mut guard| guard.take());
-        let Some(listener) = std_listener.and_then(|l| tokio::net::TcpListener::from_std(l).ok())
-        else {
-            tracing::error!("admin listener unavailable");
-            return;
-        };
-        let mut watching_shutdown = true;
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let Ok((stream, _)) = accepted else { continue };
-                    let state = self.state.clone();
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |req| {
-                            let state = state.clone();
-                            async move { Ok::<_, Infallible>(answer(&state, req).await) }
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+    async fn start(&self, shutdown: ShutdownWatch) {
+        let listener = self.listener.lock().ok().and_then(|mut guard| guard.take());
+        serve(listener, self.state.clone(), shutdown, false).await;
+    }
+}
+
+#[async_trait]
+impl BackgroundService for HealthService {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        let listener = self.listener.lock().ok().and_then(|mut guard| guard.take());
+        serve(listener, self.state.clone(), shutdown, true).await;
+    }
+}
+
+async fn serve(
+    listener: Option<std::net::TcpListener>,
+    state: Arc<AdminState>,
+    mut shutdown: ShutdownWatch,
+    health_only: bool,
+) {
+    let Some(listener) = listener.and_then(|l| tokio::net::TcpListener::from_std(l).ok()) else {
+        tracing::error!("admin listener unavailable");
+        return;
+    };
+    let mut watching_shutdown = true;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let state = state.clone();
+                        async move {
+                            let resp = if health_only { health(&state, &req).await } else { None };
+                            Ok::<_, Infallible>(match resp {
+                                Some(resp) => resp,
+                                None if health_only => text(StatusCode::NOT_FOUND, "not found\n"),
+                                None => answer(&state, req).await,
+                            })
+                        }
                     });
-                }
-                _ = shutdown.changed(), if watching_shutdown => {
-                    watching_shutdown = false;
-                    // Keep answering (readiness says 503) while requests drain; the runtime
-                    // stops this task when the process exits.
-                    self.state.readiness.start_draining();
-                }
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+            _ = shutdown.changed(), if watching_shutdown => {
+                watching_shutdown = false;
+                // Keep answering (readiness says 503) while requests drain; the runtime
+                // stops this task when the process exits.
+                state.readiness.start_draining();
             }
         }
     }
@@ -178,29 +162,13 @@ async fn answer(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byt
     if req.uri().path().starts_with("/api/") {
         return api(state, req).await;
     }
+    if let Some(resp) = health(state, &req).await {
+        return resp;
+    }
     if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
     match req.uri().path() {
-        "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" => {
-            if state.readiness.is_ready().await {
-                // Ready: everything that compiles is served. Stored apps or domains that do
-                // not are named, so a probe's log shows what is missing.
-                let unserved = state
-                    .registry
-                    .as_ref()
-                    .map(|r| r.unserved())
-                    .unwrap_or_default();
-                let mut body = String::from("ready\n");
-                for item in unserved.iter() {
-                    body.push_str(&format!("{item}\n"));
-                }
-                text(StatusCode::OK, body)
-            } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
-            }
-        }
         "/metrics" => {
             if let Some(token) = &state.metrics_token {
                 let given = req
@@ -229,6 +197,43 @@ async fn answer(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byt
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// `/healthz` (the process answers) and `/readyz` (every dependency serves: 200, else 503;
+/// a JSON report either way); `None` for any other path.
+async fn health<B>(state: &AdminState, req: &Request<B>) -> Option<Response<Full<Bytes>>> {
+    let path = req.uri().path();
+    if path != "/healthz" && path != "/readyz" {
+        return None;
+    }
+    if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
+        return Some(text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"));
+    }
+    if path == "/healthz" {
+        return Some(text(StatusCode::OK, "ok\n"));
+    }
+    let unserved = state
+        .registry
+        .as_ref()
+        .map(|r| r.unserved().iter().map(ToString::to_string).collect())
+        .unwrap_or_default();
+    let report = state.readiness.report(&state.config.load(), unserved).await;
+    let status = if report.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::to_string_pretty(&report).unwrap_or_default() + "\n";
+    let mut resp = text(status, body);
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    Some(resp)
 }
 
 async fn api(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {

@@ -72,6 +72,19 @@ enum Command {
         #[arg(short, long, default_value = "config/authgate.yaml")]
         config: PathBuf,
     },
+    /// Ask a running gateway whether it is ready (exit 0) or not (exit 1), for container
+    /// health checks. Asks the health listener, else the admin listener, of the configuration.
+    Health {
+        /// Configuration file of the running gateway.
+        #[arg(short, long, default_value = "config/authgate.yaml")]
+        config: PathBuf,
+        /// Ask whether the process is alive (`/healthz`) instead of ready (`/readyz`).
+        #[arg(long)]
+        live: bool,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+    },
     /// Run the gateway with a built-in echo origin and demo routes, on loopback only.
     Demo {
         /// Gateway address.
@@ -97,7 +110,7 @@ fn report(problems: &config::Problems) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Check { .. }) {
+    if matches!(cli.command, Command::Run { .. } | Command::Demo { .. }) {
         idle_trim::start();
     }
     match cli.command {
@@ -113,6 +126,27 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Health {
+            config: path,
+            live,
+            timeout,
+        } => {
+            let addr = match authgate::health_probe::address(&path) {
+                Ok(addr) => addr,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let outcome =
+                authgate::health_probe::probe(addr, live, std::time::Duration::from_secs(timeout));
+            println!("{}", outcome.summary);
+            if outcome.healthy {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Command::Run { config: path } => {
             authgate::server::claim_reload_signal();
             let gw = match config::load(&path) {

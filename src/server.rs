@@ -14,7 +14,7 @@ use pingora::services::background::{background_service, BackgroundService};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::acme::Challenges;
-use crate::admin::{AdminApi, AdminService, Readiness};
+use crate::admin::{AdminApi, AdminService};
 use crate::admin_api::ApiContext;
 use crate::config::{Gateway, ListenerRole};
 use crate::domains::{Dns, DomainBook};
@@ -22,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::oidc::flow::SignIn;
 use crate::proxy::watch::ConnectionWatch;
 use crate::proxy::AuthGate;
+use crate::readiness::Readiness;
 use crate::registry::Registry;
 use crate::session::memory::MemoryStore;
 use crate::tls::{CertStore, SniRecorder};
@@ -123,13 +124,14 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
     } else {
         plain
     };
-    let readiness = Arc::new(Readiness::new(probe));
     let store = Arc::new(MemoryStore::new(
         gateway.sessions.max_sessions,
         gateway.sessions.idle_timeout,
     ));
+    let readiness = Arc::new(Readiness::new(probe, store.clone()));
     let sign_in = Arc::new(SignIn::new(store));
     let admin_listen = gateway.admin.listen;
+    let health_listen = gateway.admin.health_listen;
     let metrics_token = gateway.admin.metrics_token.clone();
     let api_token = gateway.admin.api_token.clone();
     let data_dir = gateway.admin.data_dir.clone();
@@ -188,6 +190,14 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
         address: admin_listen,
         source,
     })?;
+    let health = match health_listen {
+        Some(address) => Some(
+            admin
+                .health_listener(address)
+                .map_err(|source| StartError::AdminBind { address, source })?,
+        ),
+        None => None,
+    };
 
     for (i, listener) in listeners.iter().enumerate() {
         let gate = AuthGate::new(
@@ -250,6 +260,10 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
         );
     }
     server.add_service(background_service("authgate admin", admin));
+    if let (Some(health), Some(address)) = (health, health_listen) {
+        tracing::info!(%address, "health listener");
+        server.add_service(background_service("authgate health", health));
+    }
     server.add_service(background_service(
         "authgate jwks warm-up",
         JwksWarmup {

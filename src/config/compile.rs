@@ -69,6 +69,11 @@ pub fn compile_after(file: FileConfig, running: Option<&Gateway>) -> Result<Gate
         .collect();
 
     let admin_listen = socket_addr(&file.admin.listen, "admin.listen", &mut problems);
+    let health_listen = file
+        .admin
+        .health_listen
+        .as_ref()
+        .and_then(|a| socket_addr(a, "admin.health_listen", &mut problems));
 
     let domains = crate::domains::DomainSettings {
         public_name: match &file.domains.public_name {
@@ -274,6 +279,7 @@ pub fn compile_after(file: FileConfig, running: Option<&Gateway>) -> Result<Gate
         server,
         admin: AdminSettings {
             listen: admin_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090))),
+            health_listen,
             metrics_token: file.admin.metrics_token,
             api_token: file.admin.api_token,
             data_dir: std::path::PathBuf::from(&file.admin.data_dir),

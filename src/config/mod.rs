@@ -102,6 +102,8 @@ pub struct ServerSettings {
 pub struct AdminSettings {
     /// Address to bind.
     pub listen: SocketAddr,
+    /// The health-only listener, if any.
+    pub health_listen: Option<SocketAddr>,
     /// Bearer token for `/metrics`, if any.
     pub metrics_token: Option<Secret>,
     /// Bearer token of the admin API; `None` turns the API off.

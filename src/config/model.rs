@@ -380,6 +380,10 @@ impl Default for ServerFile {
 pub struct AdminFile {
     /// `IP:port` of the admin listener. Default: `127.0.0.1:9090` (loopback only).
     pub listen: String,
+    /// `IP:port` of a listener that answers `/healthz` and `/readyz` only, for probes from
+    /// outside the machine (a Kubernetes kubelet) that must not reach `/metrics` or `/api/`.
+    /// Default: none.
+    pub health_listen: Option<String>,
     /// Bearer token required on `/metrics` (`${ENV_VAR}`, `file:/path` or a literal).
     /// Default: none — metrics are open to whoever can reach the admin listener.
     pub metrics_token: Option<Secret>,
@@ -394,6 +398,7 @@ impl Default for AdminFile {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:9090".into(),
+            health_listen: None,
             metrics_token: None,
             api_token: None,
             data_dir: "data".into(),

@@ -85,6 +85,8 @@ pub struct IssuerKeys {
     /// Fetches finished (either way): a caller that waited for the fetch lock while one
     /// finished takes its result instead of starting another.
     completed: AtomicU64,
+    /// Why the last fetch failed, until one succeeds (for readiness).
+    last_failure: std::sync::Mutex<Option<String>>,
 }
 
 impl IssuerKeys {
@@ -120,6 +122,7 @@ impl IssuerKeys {
             fetches: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             completed: AtomicU64::new(0),
+            last_failure: std::sync::Mutex::new(None),
         }
     }
 
@@ -136,6 +139,20 @@ impl IssuerKeys {
     /// How many fetches failed.
     pub fn failure_count(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Whether tokens can be verified now: `Ok` with what is held, or `Err` with why not. Like
+    /// [`IssuerKeys::current`], starts a refresh when one is due, so an endpoint that comes
+    /// back is noticed without waiting for a token.
+    pub fn health(self: &Arc<Self>) -> Result<String, String> {
+        let held = self.current().keys.len();
+        let failure = self.last_failure.lock().map(|f| f.clone()).unwrap_or(None);
+        match (held, failure) {
+            (0, Some(why)) => Err(format!("no usable key: {why}")),
+            (0, None) => Err("no usable key yet (first fetch pending)".into()),
+            (n, Some(why)) => Ok(format!("{n} key(s), last good ones ({why})")),
+            (n, None) => Ok(format!("{n} key(s)")),
+        }
     }
 
     /// The keys in force, or an empty set once the last good keys are too old. Starts a
@@ -244,6 +261,9 @@ impl IssuerKeys {
                 let every = (lifetime - lifetime / 5)
                     .min(self.policy.stale_max_age - self.policy.stale_max_age / 5);
                 tracing::debug!(issuer = %self.issuer, keys = keys.len(), "JWKS fetched");
+                if let Ok(mut failure) = self.last_failure.lock() {
+                    *failure = None;
+                }
                 self.state.store(Arc::new(KeyState {
                     keys,
                     fetched_at: Some(now),
@@ -252,6 +272,9 @@ impl IssuerKeys {
             }
             Err(why) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut failure) = self.last_failure.lock() {
+                    *failure = Some(why.clone());
+                }
                 let previous = self.state.load_full();
                 tracing::warn!(
                     issuer = %self.issuer,

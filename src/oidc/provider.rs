@@ -169,6 +169,8 @@ pub struct Provider {
     discovered: ArcSwapOption<Discovered>,
     /// The last failed discovery: when, and why (repeated to callers until the next try).
     discovering: tokio::sync::Mutex<Option<(Instant, ProviderError)>>,
+    /// The last readiness probe of an already discovered provider: when, and its outcome.
+    probed: tokio::sync::Mutex<Option<(Instant, Result<(), ProviderError>)>>,
 }
 
 impl std::fmt::Debug for Provider {
@@ -227,6 +229,7 @@ impl Provider {
             id_tokens: s.id_tokens,
             discovered: ArcSwapOption::empty(),
             discovering: tokio::sync::Mutex::new(None),
+            probed: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -263,6 +266,32 @@ impl Provider {
         // Warm the ID token keys too.
         self.id_tokens.keys.refresh().await;
         Ok(discovered)
+    }
+
+    /// Whether sign-ins can start and finish now: the provider discovered (discovering now if
+    /// needed), its discovery document still answering as configured — asked again at most
+    /// once per few seconds, however often readiness is probed — and its ID token keys held.
+    pub async fn health(&self) -> Result<String, String> {
+        if self.is_discovered() {
+            let mut probed = self.probed.lock().await;
+            if probed
+                .as_ref()
+                .is_none_or(|(at, _)| at.elapsed() >= REDISCOVER_AFTER)
+            {
+                let outcome = self.discover().await.map(|_| ());
+                *probed = Some((Instant::now(), outcome));
+            }
+            if let Some((_, Err(e))) = probed.as_ref() {
+                return Err(e.to_string());
+            }
+        } else {
+            self.discovered().await.map_err(|e| e.to_string())?;
+        }
+        self.id_tokens
+            .keys
+            .health()
+            .map(|keys| format!("discovered, ID token keys: {keys}"))
+            .map_err(|e| format!("ID token keys: {e}"))
     }
 
     async fn discover(&self) -> Result<Discovered, ProviderError> {

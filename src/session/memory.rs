@@ -89,6 +89,10 @@ impl SessionStore for MemoryStore {
     async fn remove(&self, id: &SessionId) {
         self.sessions.remove(id);
     }
+
+    async fn health(&self) -> Result<String, String> {
+        Ok(format!("in memory, {} session(s)", self.len()))
+    }
 }
 
 #[cfg(test)]

@@ -142,6 +142,8 @@ pub trait SessionStore: Send + Sync {
     async fn put(&self, id: SessionId, session: Arc<Session>);
     /// Removes a session.
     async fn remove(&self, id: &SessionId);
+    /// Whether the store serves now (for readiness): `Ok` with what it is, `Err` with why not.
+    async fn health(&self) -> Result<String, String>;
 }
 
 fn millis(t: SystemTime) -> u64 {

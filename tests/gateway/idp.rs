@@ -54,6 +54,8 @@ pub struct Knobs {
     pub refresh_answer: Option<(u16, String)>,
     /// Accept every request and never answer.
     pub hang: bool,
+    /// Answer every request 503, as a provider that is down behind its load balancer.
+    pub unavailable: bool,
 }
 
 struct Grant {
@@ -145,6 +147,11 @@ impl TestIdp {
     async fn answer(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
         if self.state.lock().unwrap().knobs.hang {
             tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+        }
+        if self.state.lock().unwrap().knobs.unavailable {
+            let mut resp = Response::new(Full::new(Bytes::from_static(b"down for maintenance")));
+            *resp.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+            return resp;
         }
         let path = req.uri().path().to_string();
         let query: HashMap<String, String> = req

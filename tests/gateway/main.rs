@@ -20,6 +20,7 @@ mod logs;
 mod operability;
 mod origin_trust;
 mod protocols;
+mod readiness;
 mod refresh;
 mod reload_carry;
 mod routing;
