@@ -1,7 +1,8 @@
 //! Prometheus metrics, served on the admin listener at `/metrics`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 /// The gateway's metrics.
@@ -10,6 +11,7 @@ pub struct Metrics {
     requests: IntCounterVec,
     upstream_seconds: HistogramVec,
     connections_refused: IntCounter,
+    in_flight: IntGauge,
 }
 
 impl Metrics {
@@ -42,6 +44,14 @@ impl Metrics {
             "Client connections closed on arrival because the listener was at limits.max_connections.",
         )
         .expect("constant metric definition");
+        let in_flight = IntGauge::new(
+            "requests_in_flight",
+            "Requests read and not yet finished (open WebSocket tunnels included).",
+        )
+        .expect("constant metric definition");
+        registry
+            .register(Box::new(in_flight.clone()))
+            .expect("registered once");
         registry
             .register(Box::new(connections_refused.clone()))
             .expect("registered once");
@@ -56,7 +66,23 @@ impl Metrics {
             requests,
             upstream_seconds,
             connections_refused,
+            in_flight,
         }
+    }
+
+    /// A request head has been read; a shutdown waits for it.
+    pub fn request_started(&self) {
+        self.in_flight.inc();
+    }
+
+    /// A request is finished (answered, refused or cut off).
+    pub fn request_ended(&self) {
+        self.in_flight.dec();
+    }
+
+    /// Requests read and not yet finished.
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.get()
     }
 
     /// Counts a connection closed on arrival by the connection cap.

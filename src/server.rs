@@ -288,6 +288,12 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
             Reloader { registry, certs },
         ));
     }
+    server.add_service(background_service(
+        "authgate drain",
+        Drain {
+            metrics: metrics.clone(),
+        },
+    ));
     server.run(RunArgs {
         shutdown_signal: Box::new(Signals { readiness }),
     });
@@ -316,6 +322,36 @@ impl ShutdownSignalWatch for Signals {
         }
         self.readiness.start_draining();
         ShutdownSignal::GracefulTerminate
+    }
+}
+
+/// Ends the process as soon as a graceful shutdown has nothing left to wait for. pingora
+/// itself waits the whole grace period (`server.drain_timeout`) whatever is in flight; this
+/// watches the requests in flight (open WebSocket tunnels are told to go away when the
+/// shutdown starts, and end) and exits when none is left. If some never finish, pingora's
+/// grace period still ends the drain at `server.drain_timeout`.
+struct Drain {
+    metrics: Arc<Metrics>,
+}
+
+/// How often the drain looks at the requests in flight.
+const DRAIN_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+#[async_trait]
+impl BackgroundService for Drain {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        if shutdown.wait_for(|down| *down).await.is_err() {
+            return;
+        }
+        let started = std::time::Instant::now();
+        while self.metrics.in_flight() > 0 {
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+        tracing::info!(
+            waited_ms = started.elapsed().as_millis() as u64,
+            "drained: nothing in flight, exiting"
+        );
+        std::process::exit(0);
     }
 }
 

@@ -356,9 +356,9 @@ impl Default for TlsFile {
 pub struct ServerFile {
     /// Worker threads for the proxy. Default: the number of CPUs.
     pub threads: Option<usize>,
-    /// After SIGTERM or SIGINT the listeners close at once, `/readyz` turns 503, and
-    /// in-flight requests get this long to finish; the process exits when it ends.
-    /// Default: 10s.
+    /// After SIGTERM or SIGINT the listeners close at once, `/readyz` turns 503, and the
+    /// process exits as soon as the requests in flight are done, or after this long at the
+    /// latest. Default: 10s.
     pub drain_timeout: Seconds,
     /// Idle keep-alive connections kept to origins, across all apps. Default: 128.
     pub upstream_keepalive_pool_size: usize,

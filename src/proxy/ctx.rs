@@ -35,6 +35,26 @@ pub struct RequestCtx {
     pub upstream_started: Option<Instant>,
     /// Origin round trip, once the response ended.
     pub upstream_duration: Option<Duration>,
+    /// Counts this request as in flight until the context is dropped (after its log line, or
+    /// when its WebSocket tunnel closes).
+    pub in_flight: Option<InFlight>,
+}
+
+/// One request in flight: counted on the gauge a shutdown waits on, until dropped.
+pub struct InFlight(Arc<crate::metrics::Metrics>);
+
+impl InFlight {
+    /// Counts a request in flight.
+    pub fn start(metrics: &Arc<crate::metrics::Metrics>) -> InFlight {
+        metrics.request_started();
+        InFlight(metrics.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.request_ended();
+    }
 }
 
 impl RequestCtx {
@@ -53,6 +73,7 @@ impl RequestCtx {
             response_body_bytes: 0,
             upstream_started: None,
             upstream_duration: None,
+            in_flight: None,
         }
     }
 

@@ -106,10 +106,12 @@ impl ProxyHttp for AuthGate {
     async fn early_request_filter(
         &self,
         session: &mut Session,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
-        // The head is in: the connection's deadlines pause until the response is done.
+        // The head is in: the connection's deadlines pause until the response is done, and a
+        // shutdown waits for it.
         watch::request_started(session);
+        ctx.in_flight = Some(ctx::InFlight::start(&self.metrics));
         Ok(())
     }
 
@@ -275,10 +277,13 @@ impl ProxyHttp for AuthGate {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if response.status == http::StatusCode::SWITCHING_PROTOCOLS {
+            watch::websocket_opened(session);
+        }
         response.insert_header("x-request-id", ctx.request_id.as_str())?;
         Ok(())
     }

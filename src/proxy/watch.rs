@@ -111,6 +111,8 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnectionWatch<A> {
             header_timeout,
             keepalive,
             websocket: std::sync::atomic::AtomicBool::new(false),
+            going_away: None,
+            said_going_away: false,
             shutdown: shutdown.clone(),
             _slot: slot,
         };
@@ -166,8 +168,12 @@ pub struct Watched {
     pending: Vec<u8>,
     header_timeout: Duration,
     keepalive: Duration,
-    /// The request being served asked to become a WebSocket.
+    /// The connection is an open WebSocket tunnel.
     websocket: std::sync::atomic::AtomicBool,
+    /// Resolves when the server starts shutting down (made when a tunnel first waits).
+    going_away: Option<Mutex<Pin<Box<dyn Future<Output = ()> + Send>>>>,
+    /// The close frame has been written.
+    said_going_away: bool,
     /// The server is shutting down.
     shutdown: ShutdownWatch,
     _slot: Slot,
@@ -196,12 +202,20 @@ pub fn request_started(session: &pingora::proxy::Session) {
         if w.phase.load(Ordering::Acquire) == AWAITING_HEAD {
             w.phase.store(SERVING, Ordering::Release);
         }
-        let upgrade = session
-            .req_header()
-            .headers
-            .get(http::header::UPGRADE)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
-        w.websocket.store(upgrade, Ordering::Release);
+        w.websocket.store(false, Ordering::Release);
+    }
+}
+
+/// Called by the proxy when the origin switches a WebSocket request's protocol (101): from
+/// here the connection is a tunnel, told to go away when the gateway shuts down.
+pub fn websocket_opened(session: &pingora::proxy::Session) {
+    let upgrade = session
+        .req_header()
+        .headers
+        .get(http::header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    if let (true, Some(w)) = (upgrade, watched(session)) {
+        w.websocket.store(true, Ordering::Release);
     }
 }
 
@@ -302,10 +316,42 @@ enum Wait {
 /// A WebSocket close frame from the server (unmasked), status 1001 "going away".
 const WEBSOCKET_GOING_AWAY: [u8; 4] = [0x88, 0x02, 0x03, 0xE9];
 
+impl Watched {
+    /// An open WebSocket tunnel whose server has begun shutting down (registers `cx` to be
+    /// woken when it does).
+    fn tunnel_must_close(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.websocket.load(Ordering::Acquire) || self.phase.load(Ordering::Acquire) != SERVING
+        {
+            return false;
+        }
+        let mut shutdown = self.shutdown.clone();
+        let going_away = self.going_away.get_or_insert_with(|| {
+            Mutex::new(Box::pin(async move {
+                let _ = shutdown.wait_for(|down| *down).await;
+            }))
+        });
+        let going_away = going_away.get_mut().unwrap_or_else(|e| e.into_inner());
+        going_away.as_mut().poll(cx).is_ready()
+    }
+
+    /// Writes the WebSocket close frame (1001, going away) once, if the connection takes it
+    /// at once.
+    fn say_going_away(&mut self, cx: &mut Context<'_>) {
+        if self.said_going_away {
+            return;
+        }
+        self.said_going_away = true;
+        let mut inner = Pin::new(&mut self.inner);
+        if let Poll::Ready(Ok(_)) = inner.as_mut().poll_write(cx, &WEBSOCKET_GOING_AWAY) {
+            let _ = inner.as_mut().poll_flush(cx);
+        }
+    }
+}
+
 impl Drop for Watched {
-    /// A WebSocket still open when the server shuts down is told so with a close frame
-    /// (1001, going away) rather than cut, so its client knows to reconnect. Best effort: the
-    /// frame is written only if the connection takes it at once.
+    /// A WebSocket still open when the process ends is told so (see `poll_read`, which does
+    /// it as soon as a shutdown starts), rather than cut. Best effort: the frame is written
+    /// only if the connection takes it at once.
     fn drop(&mut self) {
         let open_websocket =
             self.websocket.load(Ordering::Acquire) && self.phase.load(Ordering::Acquire) == SERVING;
@@ -314,10 +360,7 @@ impl Drop for Watched {
         }
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
-        let mut inner = Pin::new(&mut self.inner);
-        if let Poll::Ready(Ok(_)) = inner.as_mut().poll_write(&mut cx, &WEBSOCKET_GOING_AWAY) {
-            let _ = inner.as_mut().poll_flush(&mut cx);
-        }
+        self.say_going_away(&mut cx);
     }
 }
 
@@ -338,6 +381,13 @@ impl AsyncRead for Watched {
         }
         if self.phase.load(Ordering::Acquire) != AWAITING_HEAD {
             self.timer = None;
+            if self.tunnel_must_close(cx) {
+                // The gateway is shutting down: the WebSocket's client is told to go away
+                // (and reconnect elsewhere), and the tunnel ends as if the client had closed
+                // it, so the drain does not wait for it.
+                self.say_going_away(cx);
+                return Poll::Ready(Ok(()));
+            }
             return Pin::new(&mut self.inner).poll_read(cx, buf);
         }
         let before = buf.filled().len();

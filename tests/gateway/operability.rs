@@ -321,3 +321,88 @@ async fn a_taken_traffic_port_is_a_clean_start_up_failure() {
     );
     drop(taken);
 }
+/// Starts the gateway with a 20 s drain_timeout, outside the test helper (whose drain is 2 s).
+async fn start_with_long_drain(
+    origin: &Origin,
+) -> (std::process::Child, std::net::SocketAddr, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("authgate.yaml");
+    let (port, admin) = (crate::common::free_port(), crate::common::free_port());
+    std::fs::write(
+        &path,
+        format!(
+            "listen: [{{address: '127.0.0.1:{port}'}}]\nadmin: {{listen: '127.0.0.1:{admin}'}}\nserver: {{drain_timeout: 20s}}\napps: [{{id: a, host: a.test, default_action: public, origin: {{url: '{}'}}}}]\n",
+            origin.url()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args(["run", "-c"])
+        .arg(&path)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let admin_addr = std::net::SocketAddr::from(([127, 0, 0, 1], admin));
+    for _ in 0..200 {
+        if get(admin_addr, "/readyz", "admin")
+            .await
+            .is_ok_and(|r| r.status == 200)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (child, addr, dir)
+}
+
+/// Sends SIGTERM and returns the exit status and how long the process took to end.
+async fn terminate(child: &mut std::process::Child) -> (std::process::ExitStatus, Duration) {
+    let started = std::time::Instant::now();
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    for _ in 0..300 {
+        if let Some(s) = child.try_wait().unwrap() {
+            return (s, started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    panic!("still running 15 s after SIGTERM");
+}
+
+#[tokio::test]
+async fn sigterm_with_nothing_in_flight_stops_at_once() {
+    let origin = Origin::start().await;
+    let (mut child, addr, _dir) = start_with_long_drain(&origin).await;
+    // A request that finished, and an idle kept-alive connection: nothing in flight.
+    assert_eq!(get(addr, "/", "a.test").await.unwrap().status, 200);
+    let _idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (status, took) = terminate(&mut child).await;
+    assert!(status.success());
+    // Far from the 20 s drain_timeout.
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+#[tokio::test]
+async fn sigterm_waits_for_the_request_in_flight_and_no_longer() {
+    let origin = Origin::start().await;
+    let (mut child, addr, _dir) = start_with_long_drain(&origin).await;
+    let in_flight = tokio::spawn(async move { get(addr, "/slow3", "a.test").await });
+    for _ in 0..100 {
+        if !origin.seen().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (status, took) = terminate(&mut child).await;
+    assert!(status.success());
+    let resp = in_flight.await.unwrap().unwrap();
+    assert_eq!(resp.status, 200, "{resp:?}");
+    // The origin took 3 s; the drain ended with it, not at the 20 s drain_timeout.
+    assert!(took >= Duration::from_millis(2500), "{took:?}");
+    assert!(took < Duration::from_secs(6), "{took:?}");
+}
