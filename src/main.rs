@@ -102,9 +102,16 @@ enum Command {
     },
 }
 
-fn report(problems: &config::Problems) {
+/// Prints each problem once, compiler style: `FILE:LINE: field: message`.
+fn report(file: Option<&std::path::Path>, problems: &config::Problems) {
     for p in &problems.0 {
-        eprintln!("{}: {}", p.field, p.message);
+        match (file, p.line) {
+            (Some(file), Some(line)) => {
+                eprintln!("{}:{line}: {}: {}", file.display(), p.field, p.message)
+            }
+            (Some(file), None) => eprintln!("{}: {}: {}", file.display(), p.field, p.message),
+            (None, _) => eprintln!("{}: {}", p.field, p.message),
+        }
     }
 }
 
@@ -116,12 +123,25 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config: path } => match config::load(&path) {
             Ok(gw) => {
+                for w in &gw.warnings.0 {
+                    match w.line {
+                        Some(line) => eprintln!(
+                            "{}:{line}: warning: {}: {}",
+                            path.display(),
+                            w.field,
+                            w.message
+                        ),
+                        None => {
+                            eprintln!("{}: warning: {}: {}", path.display(), w.field, w.message)
+                        }
+                    }
+                }
                 let apps = gw.hosts.apps().len();
                 println!("{}: ok ({apps} app(s))", path.display());
                 ExitCode::SUCCESS
             }
             Err(problems) => {
-                report(&problems);
+                report(Some(&path), &problems);
                 eprintln!("{}: {} problem(s)", path.display(), problems.0.len());
                 ExitCode::FAILURE
             }
@@ -152,11 +172,14 @@ fn main() -> ExitCode {
             let gw = match config::load(&path) {
                 Ok(gw) => gw,
                 Err(problems) => {
-                    report(&problems);
+                    report(Some(&path), &problems);
                     return ExitCode::FAILURE;
                 }
             };
             authgate::logging::init(&gw.log);
+            for w in &gw.warnings.0 {
+                tracing::warn!(field = %w.field, line = w.line, "{}", w.message);
+            }
             serve(gw, Some(path))
         }
         Command::Demo {
@@ -174,7 +197,7 @@ fn main() -> ExitCode {
             let gw = match demo::config(addrs) {
                 Ok(gw) => gw,
                 Err(problems) => {
-                    report(&problems);
+                    report(None, &problems);
                     return ExitCode::FAILURE;
                 }
             };

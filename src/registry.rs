@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::model::AppFile;
-use crate::config::{compile, parse, Gateway, Problems};
+use crate::config::{compile, parse, parse_file_text, Gateway, Problems};
 use crate::domains::CustomDomain;
 use crate::route::host::canonical_host;
 use crate::tls::CertStore;
@@ -188,7 +188,7 @@ impl Registry {
         api_apps: &[AppFile],
         domains: &[(String, String)],
     ) -> Result<Gateway, Problems> {
-        let mut file = parse(text)?;
+        let mut file = parse_file_text(text, &self.config_path)?;
         for app in api_apps {
             // An `AppFile` round-trips through its JSON form (it has no `Clone`).
             let copy = serde_json::to_value(app)

@@ -297,6 +297,7 @@ pub fn compile_after(file: FileConfig, running: Option<&Gateway>) -> Result<Gate
         domains,
         acme,
         carried,
+        warnings: Problems::default(),
     })
 }
 

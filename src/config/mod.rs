@@ -9,9 +9,13 @@ pub mod compile;
 pub mod compile_jwt;
 pub mod compile_oidc;
 pub mod duration;
+pub mod lines;
 pub mod model;
+pub mod parse;
+pub mod paths;
 pub mod problems;
 pub mod secret;
+pub mod warnings;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -62,6 +66,8 @@ pub struct Gateway {
     pub acme: Option<crate::acme::AcmeSettings>,
     /// Issuers and providers the next rebuild may take over when their settings stay.
     pub carried: carry::Carried,
+    /// What the file may mean but probably should not (plain-http identity endpoints).
+    pub warnings: Problems,
 }
 
 /// A traffic listener.
@@ -181,34 +187,62 @@ pub struct Origin {
     pub peer: pingora::upstreams::peer::HttpPeer,
 }
 
-/// Reads, parses and compiles a configuration file.
+/// Reads, parses and compiles a configuration file; relative paths written in it are
+/// relative to it.
 pub fn load(path: &Path) -> Result<Gateway, Problems> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         let mut problems = Problems::default();
         problems.add("(file)", format!("cannot read {}: {e}", path.display()));
         problems
     })?;
-    from_yaml(&text)
+    compile_text(&text, Some(&paths::dir_of(path)))
 }
 
-/// Parses and compiles configuration text.
+/// Parses and compiles configuration text. Every problem is reported at once: what could not
+/// be read (each with its line), then what the checks of the rest found, leaving out what only
+/// repeats a field already reported.
 pub fn from_yaml(text: &str) -> Result<Gateway, Problems> {
-    let file = parse(text)?;
-    compile::compile(file)
+    compile_text(text, None)
 }
 
-/// Parses configuration text into the file model, naming the field of a syntax error.
+fn compile_text(text: &str, config_dir: Option<&Path>) -> Result<Gateway, Problems> {
+    let parse::Parsed { file, found } = parse::read_in(text, config_dir)?;
+    let mut warnings = warnings::of(&file);
+    for warning in &mut warnings.0 {
+        warning.line = found.lines.line(&warning.field);
+    }
+    let compiled = compile::compile(file);
+    let mut problems = found.problems.clone();
+    match compiled {
+        Ok(mut gateway) if problems.is_empty() => {
+            gateway.warnings = warnings;
+            return Ok(gateway);
+        }
+        Ok(_) => {}
+        Err(checked) => {
+            for mut problem in checked.0 {
+                problem.field = found.as_written(&problem.field);
+                if found.overlaps_left_out(&problem.field) {
+                    continue;
+                }
+                problem.line = problem.line.or_else(|| found.lines.line(&problem.field));
+                problems.0.push(problem);
+            }
+        }
+    }
+    Err(problems)
+}
+
+/// Parses configuration text into the file model; every field that cannot be read is a
+/// problem.
 pub fn parse(text: &str) -> Result<FileConfig, Problems> {
-    let deserializer = serde_yaml_ng::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let field = e.path().to_string();
-        let field = if field == "." {
-            "(root)".to_string()
-        } else {
-            field
-        };
-        let mut problems = Problems::default();
-        problems.add(&field, e.into_inner().to_string());
-        problems
-    })
+    let parse::Parsed { file, found } = parse::read(text)?;
+    found.problems.into_result(file)
+}
+
+/// Parses the text of the configuration file at `path`, its relative paths made relative to
+/// the file.
+pub fn parse_file_text(text: &str, path: &Path) -> Result<FileConfig, Problems> {
+    let parse::Parsed { file, found } = parse::read_in(text, Some(&paths::dir_of(path)))?;
+    found.problems.into_result(file)
 }

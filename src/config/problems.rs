@@ -10,6 +10,8 @@ pub struct Problem {
     pub field: String,
     /// What is wrong, in words an operator can act on.
     pub message: String,
+    /// The line of the configuration file it is about, when known.
+    pub line: Option<usize>,
 }
 
 /// Every problem found in one configuration.
@@ -22,6 +24,7 @@ impl Problems {
         self.0.push(Problem {
             field: field.to_string(),
             message: message.into(),
+            line: None,
         });
     }
 
@@ -71,7 +74,10 @@ pub fn compile_list<F, T>(
 impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for problem in &self.0 {
-            writeln!(f, "{}: {}", problem.field, problem.message)?;
+            match problem.line {
+                Some(line) => writeln!(f, "{} (line {line}): {}", problem.field, problem.message)?,
+                None => writeln!(f, "{}: {}", problem.field, problem.message)?,
+            }
         }
         Ok(())
     }

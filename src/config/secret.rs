@@ -28,8 +28,9 @@ impl Secret {
         {
             std::env::var(var).map_err(|_| format!("environment variable `{var}` is not set"))?
         } else if let Some(path) = written.strip_prefix("file:") {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read secret file `{path}`: {e}"))?;
+            let path = relative_to_config(std::path::Path::new(path));
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read secret file `{}`: {e}", path.display()))?;
             text.trim_end_matches(['\r', '\n']).to_string()
         } else {
             written.to_string()
@@ -39,6 +40,30 @@ impl Secret {
         }
         Ok(Secret(value))
     }
+}
+
+std::thread_local! {
+    /// The directory of the configuration file being read on this thread, if any.
+    static CONFIG_DIR: std::cell::RefCell<Option<std::path::PathBuf>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `read` with relative `file:` secrets resolved against `dir` (the configuration file's
+/// directory) instead of the working directory.
+pub fn reading_in<T>(dir: Option<&std::path::Path>, read: impl FnOnce() -> T) -> T {
+    let previous = CONFIG_DIR.with(|d| d.replace(dir.map(std::path::Path::to_path_buf)));
+    let result = read();
+    CONFIG_DIR.with(|d| *d.borrow_mut() = previous);
+    result
+}
+
+fn relative_to_config(path: &std::path::Path) -> std::path::PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    CONFIG_DIR
+        .with(|d| d.borrow().as_ref().map(|dir| dir.join(path)))
+        .unwrap_or_else(|| path.to_path_buf())
 }
 
 impl fmt::Debug for Secret {

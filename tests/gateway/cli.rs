@@ -11,17 +11,21 @@ fn authgate() -> Command {
 }
 
 #[test]
-fn check_names_every_bad_field() {
+fn check_names_every_bad_field_in_one_run() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.yaml");
+    // Typos, wrong types and semantic mistakes together.
     std::fs::write(
         &path,
-        "
-listen: [{address: 'not-an-address'}]
+        "\
+listen: [{address: 'not-an-address', h2cc: true}]
+limits: {max_request_header_bytes: lots}
+server: {drain_timeout: soon}
 apps:
   - id: a
     host: 'a.test/path'
-    origin: {url: 'gopher://x'}
+    origin: {url: 'gopher://x', verify_tls: maybe}
+    rules: []
     routes:
       - {prefix: '/a/../b', action: public}
       - {regex: '(', action: jwt}
@@ -34,23 +38,44 @@ apps:
         .arg(&path)
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // `action: sometimes` is a parse error; it is reported alone, with its field.
-    assert!(stderr.contains("apps[0].routes[2].action"), "{stderr}");
+    let file = path.display().to_string();
+    for line in [
+        format!("{file}:1: listen[0].h2cc: unknown key `h2cc`; did you mean `h2c`?"),
+        format!("{file}:2: limits.max_request_header_bytes: expected a whole number, found the text \"lots\""),
+        format!("{file}:3: server.drain_timeout: `soon` is not a duration"),
+        format!("{file}:7: apps[0].origin.verify_tls: expected true or false, found the text \"maybe\""),
+        format!("{file}:8: apps[0].rules: unknown key `rules`; did you mean `routes`?"),
+        format!("{file}:12: apps[0].routes[2].action: `sometimes` is not one of `public`, `session`, `jwt`, `session_or_jwt`, `deny`"),
+        format!("{file}:1: listen[0].address: `not-an-address` is not an IP:port"),
+        format!("{file}:6: apps[0].host:"),
+        format!("{file}:7: apps[0].origin.url:"),
+        format!("{file}:10: apps[0].routes[0].prefix:"),
+        format!("{file}:11: apps[0].routes[1].regex:"),
+    ] {
+        assert!(stderr.contains(&line), "{line}\nmissing from:\n{stderr}");
+    }
+    // Each problem once; no serde words, no field path said twice.
+    assert!(stderr.ends_with("11 problem(s)\n"), "{stderr}");
+    for serde_speak in [
+        "expected u64",
+        "expected usize",
+        "struct ",
+        "invalid type",
+        "at line",
+    ] {
+        assert!(!stderr.contains(serde_speak), "{serde_speak} in:\n{stderr}");
+    }
+}
 
+#[test]
+fn check_warns_of_plain_http_identity_endpoints_off_this_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("http.yaml");
     std::fs::write(
         &path,
-        "
-listen: [{address: 'not-an-address'}]
-apps:
-  - id: a
-    host: 'a.test/path'
-    origin: {url: 'gopher://x'}
-    routes:
-      - {prefix: '/a/../b', action: public}
-      - {regex: '(', action: jwt}
-",
+        "oidc_providers:\n  - {id: corp, issuer: 'http://id.example.com', client_id: c}\n  - {id: dev, issuer: 'http://127.0.0.1:8082', client_id: c}\napps:\n  - {id: a, host: a.test, oidc_provider: corp, origin: {url: 'http://127.0.0.1:3000'}}\n",
     )
     .unwrap();
     let out = authgate()
@@ -58,17 +83,47 @@ apps:
         .arg(&path)
         .output()
         .unwrap();
-    assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    for field in [
-        "listen[0].address",
-        "apps[0].host",
-        "apps[0].origin.url",
-        "apps[0].routes[0].prefix",
-        "apps[0].routes[1].regex",
-    ] {
-        assert!(stderr.contains(field), "{field} missing from:\n{stderr}");
-    }
+    assert!(out.status.success(), "a warning is not a failure: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:2: warning: oidc_providers[0].issuer: plain http to id.example.com",
+            path.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("warning").count(), 1, "{stderr}");
+}
+
+#[test]
+fn relative_paths_are_relative_to_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("keys")).unwrap();
+    std::fs::write(
+        dir.path().join("keys/partner.json"),
+        r#"{"keys":[{"kty":"oct","k":"c2VjcmV0","alg":"HS256"}]}"#,
+    )
+    .unwrap();
+    let path = dir.path().join("authgate.yaml");
+    std::fs::write(
+        &path,
+        "listen: [{address: '127.0.0.1:18443', tls: true}]\ntls: {certs_dir: no-such-certs}\njwt_issuers:\n  - {id: p, issuer: 'https://p.test', jwks_file: keys/partner.json, audiences: [api]}\napps:\n  - {id: a, host: a.test, origin: {url: 'http://127.0.0.1:3000'}}\n",
+    )
+    .unwrap();
+    // Run from elsewhere: the key file is found next to the config, and the missing
+    // directory is named by its absolute path.
+    let out = authgate()
+        .args(["check", "-c"])
+        .arg(&path)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("jwks_file"), "{stderr}");
+    assert!(
+        stderr.contains(&dir.path().join("no-such-certs").display().to_string()),
+        "{stderr}"
+    );
 }
 
 #[test]
