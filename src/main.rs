@@ -72,6 +72,8 @@ enum Command {
         #[arg(short, long, default_value = "config/authgate.yaml")]
         config: PathBuf,
     },
+    /// Print the configuration file's JSON Schema (for editors; also docs/authgate.schema.json).
+    Schema,
     /// Ask a running gateway whether it is ready (exit 0) or not (exit 1), for container
     /// health checks. Asks the health listener, else the admin listener, of the configuration.
     Health {
@@ -146,6 +148,10 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Schema => {
+            print!("{}", config::json_schema());
+            ExitCode::SUCCESS
+        }
         Command::Health {
             config: path,
             live,

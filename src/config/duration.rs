@@ -56,6 +56,22 @@ impl<'de> Deserialize<'de> for Seconds {
     }
 }
 
+impl schemars::JsonSchema for Seconds {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A duration: a number of seconds, or e.g. `30s`, `5m`, `12h`, `14d`, `1h 30m`.",
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": "^\\s*(\\d+\\s*[smhd]?\\s*)+$"}
+            ]
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

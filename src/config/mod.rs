@@ -233,6 +233,15 @@ fn compile_text(text: &str, config_dir: Option<&Path>) -> Result<Gateway, Proble
     Err(problems)
 }
 
+/// The JSON Schema of the configuration file, generated from its model: editors (the YAML
+/// language server, say) complete and check a file with it. Published as
+/// `docs/authgate.schema.json`.
+pub fn json_schema() -> String {
+    let mut schema = schemars::schema_for!(FileConfig);
+    schema.insert("title".into(), "authgate configuration".into());
+    serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
+}
+
 /// Parses configuration text into the file model; every field that cannot be read is a
 /// problem.
 pub fn parse(text: &str) -> Result<FileConfig, Problems> {

@@ -11,7 +11,7 @@ use super::duration::Seconds;
 use super::secret::Secret;
 
 /// The whole configuration file.
-#[derive(Debug, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// Where the gateway accepts traffic. Default: one plain listener on `127.0.0.1:8080`.
@@ -64,7 +64,7 @@ pub struct FileConfig {
 }
 
 /// An OpenID Connect provider (authorization code flow with PKCE).
-#[derive(Debug, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OidcProviderFile {
     /// Name apps refer to it by. Required.
@@ -111,7 +111,7 @@ fn root_path() -> String {
 }
 
 /// Client authentication at the token endpoint.
-#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(schemars::JsonSchema, Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientAuthFile {
     /// HTTP Basic with the client id and secret.
@@ -122,7 +122,7 @@ pub enum ClientAuthFile {
 }
 
 /// Sign-in sessions.
-#[derive(Debug, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionsFile {
     /// Keys (secrets, at least 32 bytes each) that sign session cookies and seal login
@@ -156,7 +156,7 @@ impl Default for SessionsFile {
 }
 
 /// One trusted JWT issuer.
-#[derive(Debug, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JwtIssuerFile {
     /// Name apps refer to it by. Required.
@@ -230,7 +230,7 @@ fn one_day() -> Seconds {
 }
 
 /// How an app accepts bearer tokens.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AppJwtFile {
     /// Ids of the `jwt_issuers` this app accepts. Default: all of them.
@@ -259,7 +259,7 @@ fn default_listeners() -> Vec<ListenerFile> {
 }
 
 /// One traffic listener.
-#[derive(Debug, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerFile {
     /// `IP:port` to bind, e.g. `0.0.0.0:8080` or `[::]:8080`.
@@ -277,7 +277,7 @@ pub struct ListenerFile {
 }
 
 /// Custom domains added through the admin API: verification settings.
-#[derive(Debug, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DomainsFile {
     /// The gateway's public name, which customer domains point a CNAME at. Required before
@@ -307,7 +307,7 @@ impl Default for DomainsFile {
 }
 
 /// The ACME CA for custom domains.
-#[derive(Debug, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AcmeFile {
     /// The CA's directory URL, e.g. `https://acme-v02.api.letsencrypt.org/directory`. Default:
@@ -334,7 +334,7 @@ impl Default for AcmeFile {
 }
 
 /// TLS termination settings.
-#[derive(Debug, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsFile {
     /// Directory of `<host>.crt` + `<host>.key` PEM pairs (`_wildcard.<domain>.crt` for
@@ -351,7 +351,7 @@ impl Default for TlsFile {
 }
 
 /// Process-wide settings.
-#[derive(Debug, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerFile {
     /// Worker threads for the proxy. Default: the number of CPUs.
@@ -375,7 +375,7 @@ impl Default for ServerFile {
 }
 
 /// The admin listener.
-#[derive(Debug, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminFile {
     /// `IP:port` of the admin listener. Default: `127.0.0.1:9090` (loopback only).
@@ -407,7 +407,7 @@ impl Default for AdminFile {
 }
 
 /// Log output.
-#[derive(Debug, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogFile {
     /// `text` or `json`. Default: `text`.
@@ -427,7 +427,7 @@ impl Default for LogFile {
 }
 
 /// Log line format.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(schemars::JsonSchema, Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -437,7 +437,7 @@ pub enum LogFormat {
 }
 
 /// Size limits. Requests over a limit are refused before anything reaches the origin.
-#[derive(Debug, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsFile {
     /// Total bytes of request header names and values; over it → 431. Default: 32768.
@@ -476,7 +476,7 @@ impl Default for LimitsFile {
 }
 
 /// The names of identity headers the gateway manages.
-#[derive(Debug, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdentityHeadersFile {
     /// Header names stripped from every client request; a trailing `*` makes a prefix.
@@ -556,7 +556,7 @@ impl Default for IdentityHeadersFile {
 }
 
 /// Request-rewrite headers the gateway removes.
-#[derive(Debug, Deserialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RewriteHeadersFile {
     /// Header names stripped from every client request, public routes included; a trailing
@@ -611,7 +611,7 @@ impl Default for RewriteHeadersFile {
 }
 
 /// One protected app (Logto's "protected app": host, origin, session duration, page rules).
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppFile {
     /// Stable identifier used in logs and metrics. Required.
@@ -669,7 +669,7 @@ fn yes() -> bool {
 }
 
 /// The app's origin.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OriginFile {
     /// `http://` or `https://` URL, optionally with a path prefix prepended to every request.
@@ -703,7 +703,9 @@ fn sixty_seconds() -> Seconds {
 }
 
 /// Which `Host` header the origin receives.
-#[derive(Debug, Deserialize, Serialize, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    schemars::JsonSchema, Debug, Deserialize, Serialize, Default, Clone, Copy, PartialEq, Eq,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum HostHeaderFile {
     /// The origin URL's own host (and port, when not the scheme default).
@@ -714,7 +716,7 @@ pub enum HostHeaderFile {
 }
 
 /// What a route does with a request.
-#[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
+#[derive(schemars::JsonSchema, Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionFile {
     /// Anyone may pass.
@@ -730,7 +732,7 @@ pub enum ActionFile {
 }
 
 /// One route rule. Exactly one of `exact`, `prefix`, `glob`, `regex` is given.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteFile {
     /// Name used in logs and metrics. Default: `routes[N]`.
@@ -755,7 +757,7 @@ pub struct RouteFile {
 }
 
 /// Requirements on the identity, all of which must hold.
-#[derive(Debug, Deserialize, Serialize, Default)]
+#[derive(schemars::JsonSchema, Debug, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RequireFile {
     /// Every one of these scopes (`scope` string or `scp` array).
@@ -770,7 +772,7 @@ pub struct RequireFile {
 }
 
 /// Opt-ins for request paths the gateway refuses by default.
-#[derive(Debug, Deserialize, Serialize, Default, Clone, Copy)]
+#[derive(schemars::JsonSchema, Debug, Deserialize, Serialize, Default, Clone, Copy)]
 #[serde(deny_unknown_fields, default)]
 pub struct PathOptionsFile {
     /// Pass `%2F` (encoded `/`) and `%5C` (encoded `\`) through undecoded. Default: false.

@@ -79,6 +79,20 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+impl schemars::JsonSchema for Secret {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Secret".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A secret: `${ENV_VAR}`, `file:/path/to/file`, or (development only) the value itself.",
+            "type": "string",
+            "minLength": 1
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

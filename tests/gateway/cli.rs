@@ -245,3 +245,53 @@ async fn demo_answers_on_loopback_and_signs_in_with_its_own_provider() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("loopback"));
 }
+
+fn schema_validator() -> jsonschema::Validator {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/authgate.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    jsonschema::validator_for(&schema).unwrap()
+}
+
+fn yaml_as_json(text: &str) -> serde_json::Value {
+    serde_yaml_ng::from_str(text).unwrap()
+}
+
+#[test]
+fn the_published_schema_is_the_models_and_accepts_the_shipped_configs() {
+    let out = authgate().arg("schema").output().unwrap();
+    assert!(out.status.success());
+    let published = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/authgate.schema.json"
+    ))
+    .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout) == published,
+        "docs/authgate.schema.json is stale: run `authgate schema > docs/authgate.schema.json`"
+    );
+    let validator = schema_validator();
+    for shipped in ["config/authgate.yaml", "config/demo.yaml"] {
+        let text =
+            std::fs::read_to_string(format!("{}/{shipped}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&yaml_as_json(&text))
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{shipped}: {errors:#?}");
+    }
+    // What `check` refuses, the schema refuses too: an unknown key, a wrong type, a bad enum.
+    for wrong in [
+        "listen: [{address: '127.0.0.1:8080', h2cc: true}]",
+        "limits: {max_request_header_bytes: lots}",
+        "apps: [{id: a, host: a.test, origin: {url: 'http://x/'}, default_action: sometimes}]",
+        "server: {drain_timeout: soon}",
+    ] {
+        assert!(!validator.is_valid(&yaml_as_json(wrong)), "{wrong}");
+    }
+}
