@@ -65,7 +65,7 @@ apps:
         b.to_async(&runtime).iter(|| async {
             let admitted = admit(&gw, &public).unwrap();
             matches!(
-                decide(&sign_in, &gw, &public, &admitted, false).await,
+                decide(&sign_in, &gw, &public, &admitted, false, "bench").await,
                 Verdict::Forward(_)
             )
         })
@@ -75,7 +75,7 @@ apps:
         |b| {
             b.to_async(&runtime).iter(|| async {
                 let admitted = admit(&gw, &signed_in).unwrap();
-                let verdict = decide(&sign_in, &gw, &signed_in, &admitted, false).await;
+                let verdict = decide(&sign_in, &gw, &signed_in, &admitted, false, "bench").await;
                 assert!(matches!(verdict, Verdict::Forward(Some(_))));
             })
         },

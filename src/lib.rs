@@ -22,6 +22,7 @@ pub mod jwt;
 pub mod logging;
 pub mod metrics;
 pub mod oidc;
+pub mod pages;
 pub mod proxy;
 pub mod readiness;
 pub mod registry;

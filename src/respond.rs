@@ -169,9 +169,43 @@ pub async fn send(session: &mut Session, reject: &Reject, request_id: &str) -> p
     Ok(())
 }
 
+/// Writes the page for `reject` (a browser navigation's answer): the refusal's status, its
+/// challenge, and its connection handling, with the page's headers and body.
+pub async fn send_page(
+    session: &mut Session,
+    reject: &Reject,
+    mut page: crate::oidc::flow::Answer,
+    request_id: &str,
+) -> pingora::Result<()> {
+    page.status = reject.status();
+    if let Some(challenge) = challenge(reject) {
+        if let Ok(value) = http::HeaderValue::from_str(&challenge) {
+            page.headers.push((http::header::WWW_AUTHENTICATE, value));
+        }
+    }
+    if reject.closes_connection() {
+        session.set_keepalive(None);
+    }
+    send_answer(session, page, request_id).await
+}
+
 /// A 200 `text/plain` answer.
 pub fn plain(text: String) -> crate::oidc::flow::Answer {
     crate::oidc::flow::Answer::text(200, "acme_challenge", text)
+}
+
+/// The response header of a gateway-made answer (its own headers, length and request id).
+pub fn answer_header(
+    answer: &crate::oidc::flow::Answer,
+    request_id: &str,
+) -> pingora::Result<ResponseHeader> {
+    let mut resp = ResponseHeader::build(answer.status, Some(answer.headers.len() + 3))?;
+    for (name, value) in &answer.headers {
+        resp.append_header(name.clone(), value.clone())?;
+    }
+    resp.insert_header("content-length", answer.body.len())?;
+    resp.insert_header("x-request-id", request_id)?;
+    Ok(resp)
 }
 
 /// Writes a gateway-made answer (endpoint, sign-in redirect, error page) and ends it.
@@ -180,12 +214,7 @@ pub async fn send_answer(
     answer: crate::oidc::flow::Answer,
     request_id: &str,
 ) -> pingora::Result<()> {
-    let mut resp = ResponseHeader::build(answer.status, Some(answer.headers.len() + 3))?;
-    for (name, value) in answer.headers {
-        resp.append_header(name, value)?;
-    }
-    resp.insert_header("content-length", answer.body.len())?;
-    resp.insert_header("x-request-id", request_id)?;
+    let resp = answer_header(&answer, request_id)?;
     let has_body = session.req_header().headers.contains_key("content-length")
         || session
             .req_header()

@@ -236,6 +236,9 @@ pub fn compile_after(file: FileConfig, running: Option<&Gateway>) -> Result<Gate
         running.map(|g| &*g.verifier),
     ));
 
+    let pages = compile_pages(&file.pages, &mut problems);
+    let site_branding = branding(&crate::pages::Branding::default(), &file.pages.branding);
+
     let mut hosts = HostTable::default();
     let mut ids = HashSet::new();
     for (i, app) in file.apps.into_iter().enumerate() {
@@ -255,15 +258,12 @@ pub fn compile_after(file: FileConfig, running: Option<&Gateway>) -> Result<Gate
                 &mut problems,
             )
         });
-        compile_app(
-            app,
-            &at,
-            &issuer_ids,
-            &providers,
-            own_headers,
-            &mut hosts,
-            &mut problems,
-        );
+        let shared = SharedByApps {
+            issuer_ids: &issuer_ids,
+            providers: &providers,
+            site_branding: &site_branding,
+        };
+        compile_app(app, &at, &shared, own_headers, &mut hosts, &mut problems);
     }
 
     if ids.is_empty() && file.admin.api_token.is_none() {
@@ -298,6 +298,8 @@ pub fn compile_after(file: FileConfig, running: Option<&Gateway>) -> Result<Gate
         acme,
         carried,
         warnings: Problems::default(),
+        pages,
+        branding: site_branding,
     })
 }
 
@@ -314,15 +316,84 @@ fn socket_addr(written: &str, field: &str, problems: &mut Problems) -> Option<So
     }
 }
 
+/// The page templates (built-in, or replaced from `pages.templates_dir`) and the site-wide
+/// branding's checks.
+fn compile_pages(
+    file: &super::model::PagesFile,
+    problems: &mut Problems,
+) -> Arc<crate::pages::Pages> {
+    crate::pages::check_branding(
+        file.branding.logo_url.as_deref(),
+        file.branding.accent_color.as_deref(),
+        "pages.branding",
+        problems,
+    );
+    let dir = file.templates_dir.as_deref().map(std::path::Path::new);
+    if let Some(dir) = dir {
+        if !dir.is_dir() {
+            problems.add(
+                "pages.templates_dir",
+                format!("{} is not a directory", dir.display()),
+            );
+        }
+    }
+    match crate::pages::Pages::load(dir) {
+        Ok(pages) => Arc::new(pages),
+        Err(e) => {
+            problems.add("pages.templates_dir", e);
+            Arc::new(crate::pages::Pages::load(None).expect("the built-in templates compile"))
+        }
+    }
+}
+
+/// `over` on top of `base`, key by key.
+fn branding(
+    base: &crate::pages::Branding,
+    over: &super::model::BrandingFile,
+) -> crate::pages::Branding {
+    crate::pages::Branding {
+        title: over.title.clone().unwrap_or_else(|| base.title.clone()),
+        logo_url: over.logo_url.clone().or_else(|| base.logo_url.clone()),
+        accent_color: over
+            .accent_color
+            .clone()
+            .unwrap_or_else(|| base.accent_color.clone()),
+    }
+}
+
+/// What every app is compiled against: the issuers and providers it may name, and the
+/// site's branding it inherits.
+struct SharedByApps<'a> {
+    issuer_ids: &'a [Arc<str>],
+    providers: &'a [Arc<crate::oidc::Provider>],
+    site_branding: &'a crate::pages::Branding,
+}
+
 fn compile_app(
     file: AppFile,
     at: &str,
-    issuer_ids: &[Arc<str>],
-    providers: &[Arc<crate::oidc::Provider>],
+    shared: &SharedByApps,
     identity_headers: Option<crate::authn::identity::IdentityHeaders>,
     hosts: &mut HostTable,
     problems: &mut Problems,
 ) {
+    let SharedByApps {
+        issuer_ids,
+        providers,
+        site_branding,
+    } = *shared;
+    let branding = match &file.branding {
+        Some(own) => {
+            crate::pages::check_branding(
+                own.logo_url.as_deref(),
+                own.accent_color.as_deref(),
+                &format!("{at}.branding"),
+                problems,
+            );
+            self::branding(site_branding, own)
+        }
+        None => site_branding.clone(),
+    };
     if file.id.trim().is_empty() {
         problems.add(&format!("{at}.id"), "must not be empty");
     }
@@ -399,6 +470,7 @@ fn compile_app(
         provider,
         auth_prefix,
         identity_headers,
+        branding,
     });
     let mut claim = |name: String, field: String| {
         if let Some(owner) = hosts.insert(name.clone(), app.clone()) {

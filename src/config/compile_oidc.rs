@@ -124,7 +124,11 @@ fn provider(file: OidcProviderFile, at: &str, problems: &mut Problems) -> Option
             "ID tokens are checked with the provider's public keys; HS* is not accepted",
         );
     }
-    if return_to::sanitize(&file.post_logout_redirect) != file.post_logout_redirect {
+    if file
+        .post_logout_redirect
+        .as_deref()
+        .is_some_and(|landing| return_to::sanitize(landing) != landing)
+    {
         problems.add(
             &format!("{at}.post_logout_redirect"),
             "must be a path on the app's host, such as `/` or `/signed-out`",

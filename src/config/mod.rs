@@ -68,6 +68,10 @@ pub struct Gateway {
     pub carried: carry::Carried,
     /// What the file may mean but probably should not (plain-http identity endpoints).
     pub warnings: Problems,
+    /// The gateway's own pages.
+    pub pages: Arc<crate::pages::Pages>,
+    /// How pages look where no app is known (an unknown host).
+    pub branding: crate::pages::Branding,
 }
 
 /// A traffic listener.
@@ -158,6 +162,8 @@ pub struct App {
     pub provider: Option<Arc<crate::oidc::Provider>>,
     /// Prefix of the gateway's endpoints (`/_auth`), without a trailing slash.
     pub auth_prefix: String,
+    /// How the gateway's pages look for this app.
+    pub branding: crate::pages::Branding,
     /// This app's identity headers, when it overrides the global mapping.
     pub identity_headers: Option<crate::authn::identity::IdentityHeaders>,
 }

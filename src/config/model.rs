@@ -61,6 +61,38 @@ pub struct FileConfig {
     /// The protected apps, each reached by its host name.
     #[serde(default)]
     pub apps: Vec<AppFile>,
+    /// The gateway's own pages (refusals, sign-out): templates and branding.
+    #[serde(default)]
+    pub pages: PagesFile,
+}
+
+/// The gateway's own pages, shown to browsers (API clients get JSON).
+#[derive(schemars::JsonSchema, Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PagesFile {
+    /// A directory of templates (minijinja, HTML auto-escaped) that replace the built-in
+    /// ones of the same name: `layout.html`, `refusal.html`, `signout.html`,
+    /// `signed_out.html`. Default: none (the built-in pages).
+    pub templates_dir: Option<String>,
+    /// How every app's pages look, unless the app has its own `branding`.
+    #[serde(default)]
+    pub branding: BrandingFile,
+}
+
+/// How pages look. Each key left out keeps the wider setting (the app's falls back to
+/// `pages.branding`, that to the built-in look).
+#[derive(schemars::JsonSchema, Debug, Deserialize, Serialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct BrandingFile {
+    /// Shown in the page header and window title. Default: `authgate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// A logo: an `https:` URL or a `data:image/...` URL. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_url: Option<String>,
+    /// The accent colour, `#rgb` or `#rrggbb`. Default: `#3b5bdb`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accent_color: Option<String>,
 }
 
 /// An OpenID Connect provider (authorization code flow with PKCE).
@@ -97,17 +129,14 @@ pub struct OidcProviderFile {
     /// Timeout of each request to the provider. Default: 5s.
     #[serde(default = "five_seconds")]
     pub fetch_timeout: Seconds,
-    /// Where the browser lands after sign-out: a path on the app's host. Default: `/`.
-    #[serde(default = "root_path")]
-    pub post_logout_redirect: String,
+    /// Where the browser lands after sign-out: a path on the app's host. Default: the app's
+    /// signed-out page, `{auth_prefix}/signed-out` (register that URL as a post-logout
+    /// redirect URI at the provider).
+    pub post_logout_redirect: Option<String>,
 }
 
 fn default_scopes() -> Vec<String> {
     ["openid", "profile", "email"].map(String::from).to_vec()
-}
-
-fn root_path() -> String {
-    "/".into()
 }
 
 /// Client authentication at the token endpoint.
@@ -650,6 +679,9 @@ pub struct AppFile {
     /// `/logout`, `/me` under it). Default: `/_auth`.
     #[serde(default = "auth_prefix")]
     pub auth_prefix: String,
+    /// This app's look on the gateway's pages. Default: `pages.branding`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branding: Option<BrandingFile>,
 }
 
 fn auth_prefix() -> String {

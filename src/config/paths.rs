@@ -41,6 +41,9 @@ pub fn resolve(file: &mut FileConfig, config_dir: &Path, lines: &Lines) {
     };
     fix(&mut file.tls.certs_dir, "tls.certs_dir");
     fix(&mut file.admin.data_dir, "admin.data_dir");
+    if let Some(dir) = &mut file.pages.templates_dir {
+        fix(dir, "pages.templates_dir");
+    }
     for (i, issuer) in file.jwt_issuers.iter_mut().enumerate() {
         if let Some(jwks) = &mut issuer.jwks_file {
             fix(jwks, &format!("jwt_issuers[{i}].jwks_file"));

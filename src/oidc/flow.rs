@@ -47,9 +47,25 @@ impl Answer {
         }
     }
 
-    fn header(mut self, name: HeaderName, value: HeaderValue) -> Answer {
+    /// Adds a header.
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Answer {
         self.headers.push((name, value));
         self
+    }
+
+    /// An answer with no body.
+    pub fn empty(status: u16, decision: &'static str) -> Answer {
+        Answer::new(status, decision)
+    }
+
+    /// An HTML page.
+    pub fn html(status: u16, decision: &'static str, body: Bytes) -> Answer {
+        let mut a = Answer::new(status, decision).header(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        a.body = body;
+        a
     }
 
     fn redirect(location: &str, decision: &'static str) -> Answer {
@@ -177,6 +193,10 @@ pub struct RequestFacts<'a> {
     pub host: &'a str,
     /// The request arrived over TLS.
     pub tls: bool,
+    /// The request's id, shown on pages.
+    pub request_id: &'a str,
+    /// The gateway's page templates.
+    pub pages: &'a crate::pages::Pages,
 }
 
 impl RequestFacts<'_> {
@@ -205,6 +225,25 @@ impl RequestFacts<'_> {
 
     fn header(&self, name: &str) -> Option<&str> {
         self.req.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// A page in this app's branding saying what went wrong, with a way to start again.
+    fn page(&self, status: u16, decision: &'static str, heading: &str, text: &str) -> Answer {
+        let sign_in_url = self
+            .app
+            .provider
+            .is_some()
+            .then(|| format!("{}/login?rd=%2F", self.app.auth_prefix));
+        let view = crate::pages::View {
+            heading,
+            message: text.to_string(),
+            sign_in_url,
+            home_url: "/",
+            request_id: self.request_id,
+            ..Default::default()
+        };
+        self.pages
+            .answer("refusal.html", status, decision, &self.app.branding, &view)
     }
 }
 
@@ -309,8 +348,18 @@ impl SignIn {
     }
 
     async fn start_login(&self, gw: &Gateway, f: &RequestFacts<'_>, return_to: &str) -> Answer {
+        self.start_login_with(gw, f, return_to, None).await
+    }
+
+    async fn start_login_with(
+        &self,
+        gw: &Gateway,
+        f: &RequestFacts<'_>,
+        return_to: &str,
+        prompt: Option<&str>,
+    ) -> Answer {
         let Some(provider) = &f.app.provider else {
-            return page(
+            return f.page(
                 401,
                 "unauthenticated",
                 "Sign-in required",
@@ -318,11 +367,14 @@ impl SignIn {
             );
         };
         let redirect_uri = f.endpoint("callback");
-        let (url, state, nonce, verifier) = match provider.authorize(&redirect_uri).await {
+        let (url, state, nonce, verifier) = match provider
+            .authorize(&redirect_uri, prompt.is_some())
+            .await
+        {
             Ok(parts) => parts,
             Err(e) => {
                 tracing::warn!(app = %f.app.id, provider = %provider.id, error = %e, "sign-in cannot start");
-                return provider_problem(&e);
+                return provider_problem(f, &e);
             }
         };
         let pending = PendingLogin {
@@ -366,11 +418,18 @@ impl SignIn {
         Some(match name {
             "login" => {
                 let rd = f.query_param("rd").unwrap_or_else(|| "/".into());
-                self.start_login(gw, f, &rd).await
+                // `switch=1`: sign in as someone else; the provider is asked to authenticate
+                // afresh instead of reusing its session.
+                let prompt = f.query_param("switch").is_some().then_some("login");
+                self.start_login_with(gw, f, &rd, prompt).await
             }
             "callback" => self.callback(gw, f).await,
             "logout" => self.logout(gw, f).await,
+            "signed-out" => signed_out(f),
             "me" => self.me(gw, f).await,
+            _ if is_browser(f.req) => {
+                f.page(404, "not_found", "Not found", "There is no such page here.")
+            }
             _ => Answer::json(
                 404,
                 "not_found",
@@ -399,7 +458,7 @@ impl SignIn {
             Ok(params) => params,
             Err(repeated) => {
                 tracing::info!(app = %f.app.id, parameter = %repeated, "callback with a repeated parameter");
-                return page(
+                return f.page(
                     400,
                     "bad_callback",
                     "Sign-in failed",
@@ -412,7 +471,7 @@ impl SignIn {
         let cookie_name = names.login(&state);
         let clear = names.clear(cookie_name.clone());
         let fail = |status: u16, decision: &'static str, text: &str| {
-            page(status, decision, "Sign-in failed", text)
+            f.page(status, decision, "Sign-in failed", text)
                 .header(http::header::SET_COOKIE, clear.clone())
         };
         let Some(provider) = &f.app.provider else {
@@ -467,7 +526,7 @@ impl SignIn {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(app = %f.app.id, provider = %provider.id, error = %e, "sign-in cannot finish");
-                return provider_problem(&e).header(http::header::SET_COOKIE, clear.clone());
+                return provider_problem(f, &e).header(http::header::SET_COOKIE, clear.clone());
             }
         };
         let iss = param("iss");
@@ -492,7 +551,7 @@ impl SignIn {
             Ok(signed) => signed,
             Err(e) => {
                 tracing::warn!(app = %f.app.id, provider = %provider.id, error = %e, "sign-in failed");
-                return provider_problem(&e).header(http::header::SET_COOKIE, clear);
+                return provider_problem(f, &e).header(http::header::SET_COOKIE, clear);
             }
         };
         // A browser that signs in while it holds another session (another user's, or a
@@ -546,13 +605,33 @@ impl SignIn {
                 ),
                 None => format!("{}/logout", f.app.auth_prefix),
             };
-            let mut a = page(200, "logout_confirm", "Sign out", "Sign out of this app?");
-            a.body = Bytes::from(format!(
-                "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sign out</title></head>\
-                 <body><form method=\"post\" action=\"{}\"><button>Sign out</button></form></body></html>\n",
-                escape(&action)
-            ));
-            return a;
+            let user = match self.session(gw, f).await {
+                Lookup::Valid(session) => Some(display_name(&session.user.claims())),
+                Lookup::Missing => None,
+            };
+            let ends_provider_session = match &f.app.provider {
+                Some(p) => p
+                    .discovered()
+                    .await
+                    .is_ok_and(|d| d.end_session_endpoint.is_some()),
+                None => false,
+            };
+            let view = crate::pages::View {
+                heading: "Sign out",
+                user,
+                form_action: Some(action),
+                ends_provider_session,
+                home_url: "/",
+                request_id: f.request_id,
+                ..Default::default()
+            };
+            return f.pages.answer(
+                "signout.html",
+                200,
+                "logout_confirm",
+                &f.app.branding,
+                &view,
+            );
         }
         let names = f.names();
         // Every session the browser presented ends (two, when one was tossed beside it).
@@ -563,11 +642,13 @@ impl SignIn {
             }
             self.store.remove(&presented).await;
         }
+        let signed_out_page = format!("{}/signed-out", f.app.auth_prefix);
         let landing = f
             .app
             .provider
             .as_ref()
-            .map_or("/", |p| p.post_logout_redirect.as_str());
+            .and_then(|p| p.post_logout_redirect.as_deref())
+            .unwrap_or(&signed_out_page);
         let landing_url = format!("{}{landing}", f.origin());
         let mut location = landing.to_string();
         if let (Some(provider), Some(session)) = (&f.app.provider, &session) {
@@ -589,6 +670,39 @@ impl SignIn {
     }
 }
 
+/// The page after sign-out: it says so, and offers to sign in again.
+fn signed_out(f: &RequestFacts) -> Answer {
+    let view = crate::pages::View {
+        heading: "Signed out",
+        message: format!("You have signed out of {}.", f.app.branding.title),
+        sign_in_url: f
+            .app
+            .provider
+            .is_some()
+            .then(|| format!("{}/login?rd=%2F", f.app.auth_prefix)),
+        home_url: "/",
+        request_id: f.request_id,
+        ..Default::default()
+    };
+    f.pages.answer(
+        "signed_out.html",
+        200,
+        "signed_out_page",
+        &f.app.branding,
+        &view,
+    )
+}
+
+/// How a page names the signed-in user: email, else name, else username, else `sub`.
+pub fn display_name(claims: &serde_json::Map<String, serde_json::Value>) -> String {
+    ["email", "name", "preferred_username", "sub"]
+        .iter()
+        .find_map(|c| claims.get(*c).and_then(|v| v.as_str()))
+        .filter(|v| !v.is_empty())
+        .unwrap_or("(unnamed user)")
+        .to_string()
+}
+
 /// The callback's query parameters, or the name of one given more than once.
 fn callback_params(query: Option<&str>) -> Result<HashMap<String, String>, String> {
     let mut params = HashMap::new();
@@ -603,7 +717,7 @@ fn callback_params(query: Option<&str>) -> Result<HashMap<String, String>, Strin
 
 /// The page for a failed exchange with the provider: it says which kind of failure it was
 /// (the details are in the log).
-fn provider_problem(e: &ProviderError) -> Answer {
+fn provider_problem(f: &RequestFacts, e: &ProviderError) -> Answer {
     let (status, decision, title, text) = match e {
         ProviderError::Unreachable(_) => (
             503,
@@ -637,7 +751,7 @@ fn provider_problem(e: &ProviderError) -> Answer {
             "The identity provider's answer could not be verified.",
         ),
     };
-    page(status, decision, title, text)
+    f.page(status, decision, title, text)
 }
 
 /// A top-level browser navigation (redirect it) rather than an API or XHR call (401 JSON).

@@ -161,8 +161,9 @@ pub struct Provider {
     scopes: Vec<String>,
     extra_params: Vec<(String, String)>,
     userinfo: bool,
-    /// Path on the app's host where the browser lands after sign-out.
-    pub post_logout_redirect: String,
+    /// Path on the app's host where the browser lands after sign-out (default: the app's
+    /// signed-out page).
+    pub post_logout_redirect: Option<String>,
     http: reqwest::Client,
     /// ID token verification: audience = client id, keys from the provider's JWKS.
     id_tokens: Arc<Issuer>,
@@ -202,7 +203,7 @@ pub struct ProviderSettings {
     /// Fetch userinfo.
     pub userinfo: bool,
     /// Landing path after sign-out.
-    pub post_logout_redirect: String,
+    pub post_logout_redirect: Option<String>,
     /// HTTP client (no redirects).
     pub http: reqwest::Client,
     /// ID token verification.
@@ -350,9 +351,12 @@ impl Provider {
     }
 
     /// The authorization URL for a new sign-in, with its state, nonce and PKCE verifier.
+    /// With `fresh_login`, the provider is asked to authenticate the user again
+    /// (`prompt=login`) rather than reuse its session: signing in as someone else.
     pub async fn authorize(
         &self,
         redirect_uri: &str,
+        fresh_login: bool,
     ) -> Result<(String, String, String, String), ProviderError> {
         let d = self.discovered().await?;
         let redirect = RedirectUrl::new(redirect_uri.to_string())
@@ -373,7 +377,13 @@ impl Provider {
             }
         }
         for (name, value) in &self.extra_params {
+            if fresh_login && name == "prompt" {
+                continue;
+            }
             request = request.add_extra_param(name.clone(), value.clone());
+        }
+        if fresh_login {
+            request = request.add_prompt(openidconnect::core::CoreAuthPrompt::Login);
         }
         let (url, state, nonce) = request.url();
         Ok((

@@ -27,12 +27,15 @@ pub async fn decide(
     req: &RequestHeader,
     admitted: &Admitted,
     tls: bool,
+    request_id: &str,
 ) -> Verdict {
     let facts = RequestFacts {
         req,
         app: &admitted.app,
         host: &admitted.client_host,
         tls,
+        request_id,
+        pages: &gw.pages,
     };
     if let Some(answer) = sign_in.endpoint(gw, &facts, &admitted.path).await {
         return Verdict::Answer(answer);
@@ -45,9 +48,14 @@ pub async fn decide(
         // A bearer token decides when the client sends one; otherwise the session does.
         Action::SessionOrJwt => !req.headers.contains_key(http::header::AUTHORIZATION),
     };
+    // A browser asks for the site's icon on every page, the gateway's own included; without
+    // credentials it gets "no icon" rather than a refusal (the origin's icon once signed in).
+    let icon =
+        admitted.path == "/favicon.ico" && !req.headers.contains_key(http::header::AUTHORIZATION);
     if !by_session {
         return match authn::by_bearer(gw, req, admitted).await {
             Ok(identity) => Verdict::Forward(Some(identity)),
+            Err(Reject::Unauthenticated) if icon => Verdict::Answer(Answer::empty(204, "no_icon")),
             Err(reject) => Verdict::Refuse(reject),
         };
     }
@@ -56,6 +64,7 @@ pub async fn decide(
             Ok(identity) => Verdict::Forward(Some(identity)),
             Err(reject) => Verdict::Refuse(reject),
         },
+        Lookup::Missing if icon => Verdict::Answer(Answer::empty(204, "no_icon")),
         Lookup::Missing => {
             let target = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
             Verdict::Answer(sign_in.challenge(gw, &facts, target).await)

@@ -9,6 +9,7 @@ pub mod ctx;
 pub mod framing;
 pub mod gate;
 pub mod headers;
+pub mod pages;
 pub mod refusals;
 pub mod watch;
 
@@ -69,7 +70,12 @@ impl AuthGate {
         reject: Reject,
     ) -> Result<bool> {
         ctx.decision = reject.code();
-        respond::send(session, &reject, &ctx.request_id).await?;
+        if crate::pages::wants_html(session.req_header()) {
+            let page = pages::refusal_page(&self.sign_in, session, ctx, &reject).await;
+            respond::send_page(session, &reject, page, &ctx.request_id).await?;
+        } else {
+            respond::send(session, &reject, &ctx.request_id).await?;
+        }
         Ok(true)
     }
 
@@ -158,6 +164,7 @@ impl ProxyHttp for AuthGate {
             session.req_header(),
             &admitted,
             conn.tls,
+            &ctx.request_id,
         )
         .await;
         ctx.admitted = Some(admitted);
@@ -323,8 +330,17 @@ impl ProxyHttp for AuthGate {
             ctx.decision = code;
         }
         if status > 0 && session.response_written().is_none() {
-            let body = respond::body(code, message);
-            if let Ok(resp) = respond::json_header(status, body.len(), &ctx.request_id) {
+            let (resp, body) = if crate::pages::wants_html(session.req_header()) {
+                let page = pages::upstream_page(ctx, status, code);
+                (respond::answer_header(&page, &ctx.request_id), page.body)
+            } else {
+                let body = respond::body(code, message);
+                (
+                    respond::json_header(status, body.len(), &ctx.request_id),
+                    body,
+                )
+            };
+            if let Ok(resp) = resp {
                 let _ = session
                     .as_downstream_mut()
                     .write_error_response(resp, body)

@@ -77,10 +77,13 @@ impl Browser {
         headers: &[(&str, &str)],
         body: Option<String>,
     ) -> Hop {
-        let mut req = self
-            .client
-            .request(method.parse().unwrap(), url)
-            .header("accept", "text/html,application/xhtml+xml");
+        let mut req = self.client.request(method.parse().unwrap(), url);
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
+        {
+            req = req.header("accept", "text/html,application/xhtml+xml");
+        }
         let jar = self.jar_for(url);
         if !jar.is_empty() {
             let cookie: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();

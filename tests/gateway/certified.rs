@@ -85,7 +85,11 @@ async fn settle(b: &mut Browser, mut hop: crate::browser::Hop) -> crate::browser
 async fn sign_in_and_out_with_the_certified_provider() {
     let port = free_port();
     let base = format!("http://app.test:{port}");
-    let provider = start_provider(&format!("{base}/_auth/callback"), &format!("{base}/")).await;
+    let provider = start_provider(
+        &format!("{base}/_auth/callback"),
+        &format!("{base}/_auth/signed-out"),
+    )
+    .await;
     let origin = Origin::start().await;
     let gw = Gateway::start_at(
         port,

@@ -19,6 +19,7 @@ mod jwt;
 mod logs;
 mod operability;
 mod origin_trust;
+mod pages;
 mod protocols;
 mod readiness;
 mod refresh;

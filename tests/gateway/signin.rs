@@ -281,10 +281,11 @@ async fn a_provider_error_is_shown_on_a_page() {
     assert_eq!(last.status, 403);
     assert!(last.body.contains("access_denied"));
     assert!(
-        last.body.contains("&lt;b&gt;User said no&lt;/b&gt;"),
+        last.body.contains("&lt;b&gt;User said no&lt;&#x2f;b&gt;"),
         "{}",
         last.body
     );
+    assert!(!last.body.contains("<b>"));
     assert_eq!(s.idp.token_calls(), 0);
 }
 
@@ -568,7 +569,10 @@ async fn sign_out_clears_the_session_and_signs_out_at_the_provider() {
         Some(&params["id_token_hint"]),
         s.idp.issued_id_tokens().last()
     );
-    assert_eq!(params["post_logout_redirect_uri"], format!("{}/", s.base));
+    assert_eq!(
+        params["post_logout_redirect_uri"],
+        format!("{}/_auth/signed-out", s.base)
+    );
     assert!(out
         .set_cookies
         .iter()
@@ -600,7 +604,17 @@ async fn sign_out_clears_the_session_and_signs_out_at_the_provider() {
 pub(crate) fn form_action(body: &str) -> String {
     let start = body.find("action=\"").expect("a form") + "action=\"".len();
     let end = start + body[start..].find('"').unwrap();
-    body[start..end].replace("&amp;", "&")
+    unescape(&body[start..end])
+}
+
+/// Undoes the HTML escaping of an attribute value.
+pub(crate) fn unescape(text: &str) -> String {
+    text.replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 #[tokio::test]
