@@ -353,6 +353,13 @@ impl ProxyHttp for AuthGate {
         }
     }
 
+    /// A request the client broke (closed its connection, sent a malformed body, a protocol
+    /// error) is the client's mistake, not the gateway's: pingora's ERROR line is replaced by
+    /// the gateway's own at DEBUG or WARN, with the request id (see `logging`).
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, e: &Error) -> bool {
+        *e.esource() == pingora::ErrorSource::Downstream
+    }
+
     /// What pingora's own error lines say about the request: never the query string, which
     /// may carry secrets (`?api_key=`).
     fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
@@ -381,6 +388,17 @@ impl ProxyHttp for AuthGate {
             self.metrics.upstream(app, upstream.as_secs_f64());
         }
         let req = session.req_header();
+        if let Some(e) = e.filter(|e| *e.esource() == pingora::ErrorSource::Downstream) {
+            let gone = matches!(
+                e.etype(),
+                ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
+            );
+            if gone {
+                tracing::debug!(request_id = %ctx.request_id, error = %e.etype().as_str(), "the client went away");
+            } else {
+                tracing::warn!(request_id = %ctx.request_id, error = %e.etype().as_str(), "the client's request broke the protocol");
+            }
+        }
         let identity = ctx.identity.as_ref();
         tracing::info!(
             target: "authgate::access",

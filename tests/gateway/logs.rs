@@ -58,3 +58,47 @@ async fn a_log_file_reads_plainly_and_keeps_secrets_out() {
     let decimals = duration.split('.').nth(1).map_or(0, str::len);
     assert!(decimals <= 3, "duration_ms={duration}");
 }
+
+#[tokio::test]
+async fn client_mistakes_are_not_errors_in_the_log() {
+    use tokio::io::AsyncWriteExt;
+    let origin = Origin::start().await;
+    let (gw, log) = Gateway::start_logged(&format!(
+        "apps:\n  - {{id: a, host: a.test, default_action: public, origin: {{url: '{}'}}}}\n",
+        origin.url()
+    ))
+    .await;
+    // Half a request head, then gone; a body cut short; a malformed head.
+    let mut conn = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\nX-Half: ")
+        .await
+        .unwrap();
+    drop(conn);
+    let mut conn = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    conn.write_all(
+        b"POST /upload HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1000\r\n\r\nonly a little",
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let bad = raw(
+        gw.addr,
+        b"GET / HTTP/1.1\r\nHost: a.test\r\nBad Header\r\n\r\n",
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    // The gateway still serves.
+    let ok = raw(
+        gw.addr,
+        b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    assert!(
+        !text.lines().any(|l| l.contains("ERROR")),
+        "a client's mistake logged as an error:\n{text}"
+    );
+}
