@@ -186,8 +186,7 @@ async fn answer(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byt
                     return resp;
                 }
             }
-            let mut body = state.metrics.render();
-            jwks_metrics(&state.config.load(), &mut body);
+            let body = state.metrics.render();
             let mut resp = text(StatusCode::OK, body);
             resp.headers_mut().insert(
                 http::header::CONTENT_TYPE,
@@ -288,39 +287,4 @@ async fn api(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>
         }
     };
     crate::admin_api::handle(&api.context, &method, &path, &body).await
-}
-
-/// JWKS health per issuer, counted since the running configuration was loaded.
-fn jwks_metrics(gateway: &Gateway, out: &mut String) {
-    use std::fmt::Write;
-    let mut issuers: Vec<_> = gateway.verifier.issuers().collect();
-    issuers.sort_by(|a, b| a.id.cmp(&b.id));
-    type Read = fn(&crate::jwt::jwks::IssuerKeys) -> u64;
-    let families: [(&str, &str, &str, Read); 3] = [
-        (
-            "authgate_jwks_fetches_total",
-            "counter",
-            "JWKS fetches attempted.",
-            |k| k.fetch_count(),
-        ),
-        (
-            "authgate_jwks_fetch_failures_total",
-            "counter",
-            "JWKS fetches that failed (stale keys kept serving).",
-            |k| k.failure_count(),
-        ),
-        (
-            "authgate_jwks_keys",
-            "gauge",
-            "Usable keys held per issuer.",
-            |k| k.key_count() as u64,
-        ),
-    ];
-    for (name, kind, help, read) in families {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for issuer in &issuers {
-            let label = issuer.id.replace('\\', "\\\\").replace('"', "\\\"");
-            let _ = writeln!(out, "{name}{{issuer=\"{label}\"}} {}", read(&issuer.keys));
-        }
-    }
 }

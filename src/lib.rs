@@ -21,6 +21,7 @@ pub mod health_probe;
 pub mod jwt;
 pub mod logging;
 pub mod metrics;
+pub mod metrics_sources;
 pub mod oidc;
 pub mod pages;
 pub mod proxy;

@@ -17,10 +17,15 @@ use tracing_subscriber::{EnvFilter, Layer};
 use crate::config::{LogFile, LogFormat};
 
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides the configured level.
+/// pingora's own lines are kept to warnings unless the level names pingora: its start-up and
+/// shutdown narration (a dozen lines each) says nothing the gateway's own lines do not.
 pub fn init(log: &LogFile) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&log.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let level = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|l| !l.trim().is_empty())
+        .unwrap_or_else(|| log.level.clone());
+    let filter = EnvFilter::try_new(with_quiet_pingora(&level))
+        .unwrap_or_else(|_| EnvFilter::new(with_quiet_pingora("info")));
     // Colour codes only for a person at a terminal, never into files or log collectors.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let registry = tracing_subscriber::registry()
@@ -44,6 +49,14 @@ pub fn init(log: &LogFile) {
             )
             .try_init(),
     };
+}
+
+fn with_quiet_pingora(level: &str) -> String {
+    if level.contains("pingora") {
+        level.to_string()
+    } else {
+        format!("{level},pingora_core=warn,pingora_proxy=warn,pingora=warn")
+    }
 }
 
 /// Turns pingora's ERROR lines that are not errors into DEBUG lines that say what happened.

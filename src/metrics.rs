@@ -1,9 +1,13 @@
 //! Prometheus metrics, served on the admin listener at `/metrics`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
+
+/// Renders more metric families at scrape time, from state the metrics do not own (sessions
+/// held, key ages, custom-domain states).
+pub type Source = Box<dyn Fn(&mut String) + Send + Sync>;
 
 /// The gateway's metrics.
 pub struct Metrics {
@@ -12,6 +16,14 @@ pub struct Metrics {
     upstream_seconds: HistogramVec,
     connections_refused: IntCounter,
     in_flight: IntGauge,
+    sign_ins: IntCounterVec,
+    sign_outs: IntCounterVec,
+    refreshes: IntCounterVec,
+    sources: std::sync::Mutex<Vec<Source>>,
+}
+
+fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).expect("constant metric definition")
 }
 
 impl Metrics {
@@ -52,6 +64,34 @@ impl Metrics {
         registry
             .register(Box::new(in_flight.clone()))
             .expect("registered once");
+        let build_info = IntGaugeVec::new(
+            Opts::new("build_info", "The running build (always 1)."),
+            &["version"],
+        )
+        .expect("constant metric definition");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let sign_ins = counter_vec(
+            "sign_ins_total",
+            "Sign-in callbacks by app and outcome (signed_in, or why not).",
+            &["app", "outcome"],
+        );
+        let sign_outs = counter_vec("sign_outs_total", "Sign-outs by app.", &["app"]);
+        let refreshes = counter_vec(
+            "session_refreshes_total",
+            "Token refreshes by app and outcome: ok, kept (provider briefly away; the session \
+             goes on), ended (refused; the session ends).",
+            &["app", "outcome"],
+        );
+        for family in [&sign_ins, &sign_outs, &refreshes] {
+            registry
+                .register(Box::new(family.clone()))
+                .expect("registered once");
+        }
+        registry
+            .register(Box::new(build_info))
+            .expect("registered once");
         registry
             .register(Box::new(connections_refused.clone()))
             .expect("registered once");
@@ -67,7 +107,33 @@ impl Metrics {
             upstream_seconds,
             connections_refused,
             in_flight,
+            sign_ins,
+            sign_outs,
+            refreshes,
+            sources: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// Adds families rendered at every scrape.
+    pub fn add_source(&self, source: Source) {
+        if let Ok(mut sources) = self.sources.lock() {
+            sources.push(source);
+        }
+    }
+
+    /// Counts a sign-in callback's outcome.
+    pub fn sign_in(&self, app: &str, outcome: &str) {
+        self.sign_ins.with_label_values(&[app, outcome]).inc();
+    }
+
+    /// Counts a sign-out.
+    pub fn sign_out(&self, app: &str) {
+        self.sign_outs.with_label_values(&[app]).inc();
+    }
+
+    /// Counts a token refresh's outcome.
+    pub fn refresh(&self, app: &str, outcome: &str) {
+        self.refreshes.with_label_values(&[app, outcome]).inc();
     }
 
     /// A request head has been read; a shutdown waits for it.
@@ -110,7 +176,13 @@ impl Metrics {
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail for the text format.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        String::from_utf8(out).unwrap_or_default()
+        let mut text = String::from_utf8(out).unwrap_or_default();
+        if let Ok(sources) = self.sources.lock() {
+            for source in sources.iter() {
+                source(&mut text);
+            }
+        }
+        text
     }
 }
 

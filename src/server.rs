@@ -129,7 +129,7 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
         gateway.sessions.idle_timeout,
     ));
     let readiness = Arc::new(Readiness::new(probe, store.clone()));
-    let sign_in = Arc::new(SignIn::new(store));
+    let sign_in = Arc::new(SignIn::new(store.clone(), metrics.clone()));
     let admin_listen = gateway.admin.listen;
     let health_listen = gateway.admin.health_listen;
     let metrics_token = gateway.admin.metrics_token.clone();
@@ -146,6 +146,7 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
         )),
         None => None,
     };
+    crate::metrics_sources::register(&metrics, store.clone(), config.clone(), domains.clone());
     let certs = match &config.load().certs_dir {
         Some(dir) => Some(Arc::new(
             CertStore::load(dir).map_err(StartError::Certificates)?,

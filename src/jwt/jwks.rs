@@ -136,6 +136,11 @@ impl IssuerKeys {
         self.state.load().keys.len()
     }
 
+    /// How long ago the keys in force were fetched (`None`: never, or a static source).
+    pub fn key_age(&self) -> Option<Duration> {
+        self.state.load().fetched_at.map(|t| t.elapsed())
+    }
+
     /// How many fetches failed.
     pub fn failure_count(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)

@@ -134,6 +134,17 @@ pub struct Verifier {
     /// `None` when the configured capacity is 0: every token is verified in full.
     cache: Option<moka::sync::Cache<[u8; 32], Arc<Verified>>>,
     capacity: u64,
+    /// Cache hits and misses since start (carried across rebuilds).
+    stats: Arc<CacheStats>,
+}
+
+/// How often the verified-token cache answered.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    /// Tokens found verified in the cache.
+    pub hits: std::sync::atomic::AtomicU64,
+    /// Tokens verified in full (not cached, or expired from the cache).
+    pub misses: std::sync::atomic::AtomicU64,
 }
 
 #[derive(serde::Deserialize)]
@@ -172,7 +183,13 @@ impl Verifier {
                     .build()
             }),
             capacity: cache_capacity,
+            stats: Arc::default(),
         }
+    }
+
+    /// The verified-token cache's hits and misses.
+    pub fn cache_stats(&self) -> &CacheStats {
+        &self.stats
     }
 
     /// Like [`Verifier::new`], replacing `running`: when every issuer is the running one
@@ -196,8 +213,13 @@ impl Verifier {
                 by_iss: issuers.into_iter().map(|i| (i.issuer.clone(), i)).collect(),
                 cache: r.cache.clone(),
                 capacity: cache_capacity,
+                stats: r.stats.clone(),
             },
-            _ => Verifier::new(issuers, cache_capacity),
+            Some(r) => Verifier {
+                stats: r.stats.clone(),
+                ..Verifier::new(issuers, cache_capacity)
+            },
+            None => Verifier::new(issuers, cache_capacity),
         }
     }
 
@@ -220,9 +242,15 @@ impl Verifier {
             // Expiry is also enforced here: the cache's clock is coarse.
             let exp = hit.claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
             if exp > now() && accepted.contains(&hit.issuer) {
+                self.stats
+                    .hits
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return Ok(hit);
             }
         }
+        self.stats
+            .misses
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let verified = Arc::new(self.verify_uncached(token, accepted).await?);
         if !verified.cache_for.is_zero() {
             cache.insert(cache_key, verified.clone());

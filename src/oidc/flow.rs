@@ -249,7 +249,7 @@ impl RequestFacts<'_> {
 
 impl SignIn {
     /// Sign-in state over `store`.
-    pub fn new(store: Arc<dyn SessionStore>) -> SignIn {
+    pub fn new(store: Arc<dyn SessionStore>, metrics: Arc<crate::metrics::Metrics>) -> SignIn {
         SignIn {
             store,
             ephemeral_keys: Arc::new(CookieKeys::ephemeral()),
@@ -259,7 +259,7 @@ impl SignIn {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(3600))
                 .build(),
-            refresher: Refresher::new(),
+            refresher: Refresher::new(metrics),
         }
     }
 

@@ -234,6 +234,11 @@ impl Provider {
         }
     }
 
+    /// The keys the provider's ID tokens are checked with.
+    pub fn id_token_keys(&self) -> &Arc<crate::jwt::jwks::IssuerKeys> {
+        &self.id_tokens.keys
+    }
+
     /// True once discovery succeeded.
     pub fn is_discovered(&self) -> bool {
         self.discovered.load().is_some()

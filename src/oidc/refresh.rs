@@ -23,21 +23,17 @@ const LONGEST_RETRY: Duration = Duration::from_secs(30);
 
 /// Per-session refresh state: the single-flight locks and the retry times after failures.
 pub struct Refresher {
+    metrics: Arc<crate::metrics::Metrics>,
     locks: moka::sync::Cache<SessionId, Arc<tokio::sync::Mutex<()>>>,
     /// After a failed refresh: when to try again, and how many failed in a row.
     retry: moka::sync::Cache<SessionId, (Instant, u32)>,
 }
 
-impl Default for Refresher {
-    fn default() -> Self {
-        Refresher::new()
-    }
-}
-
 impl Refresher {
     /// Bounded state: a flood of sessions cannot grow it without limit.
-    pub fn new() -> Refresher {
+    pub fn new(metrics: Arc<crate::metrics::Metrics>) -> Refresher {
         Refresher {
+            metrics,
             locks: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_idle(Duration::from_secs(300))
@@ -91,6 +87,7 @@ impl Refresher {
                 let renewed =
                     Arc::new(session.renewed(signed.user, SystemTime::now() + signed.expires_in));
                 store.put(id, renewed.clone()).await;
+                self.metrics.refresh(&app.id, "ok");
                 Lookup::Valid(renewed)
             }
             Err(e) if is_transient(&e) && SystemTime::now() < session.tokens_expire_at() => {
@@ -100,10 +97,12 @@ impl Refresher {
                     .min(LONGEST_RETRY);
                 self.retry.insert(id, (Instant::now() + wait, failures));
                 tracing::warn!(app = %app.id, error = %e, retry_in_s = wait.as_secs(), "token refresh failed; the session goes on until its tokens expire");
+                self.metrics.refresh(&app.id, "kept");
                 Lookup::Valid(session)
             }
             Err(e) => {
                 tracing::info!(app = %app.id, error = %e, "token refresh failed; the session ends");
+                self.metrics.refresh(&app.id, "ended");
                 self.retry.invalidate(&id);
                 store.remove(&id).await;
                 Lookup::Missing

@@ -177,6 +177,15 @@ impl ProxyHttp for AuthGate {
             Verdict::Refuse(reject) => self.refuse(session, ctx, reject).await,
             Verdict::Answer(answer) => {
                 ctx.decision = answer.decision;
+                if let Some(a) = &ctx.admitted {
+                    match a.path.strip_prefix(a.app.auth_prefix.as_str()) {
+                        Some("/callback") => self.metrics.sign_in(&a.app.id, answer.decision),
+                        Some("/logout") if answer.decision == "signed_out" => {
+                            self.metrics.sign_out(&a.app.id)
+                        }
+                        _ => {}
+                    }
+                }
                 respond::send_answer(session, answer, &ctx.request_id).await?;
                 Ok(true)
             }

@@ -32,6 +32,10 @@ async fn a_log_file_reads_plainly_and_keeps_secrets_out() {
         !text.contains("s3cret"),
         "a query string was logged:\n{text}"
     );
+    assert!(
+        !text.lines().any(|l| l.contains("INFO pingora")),
+        "pingora's narration in the log:\n{text}"
+    );
     let start = text
         .lines()
         .find(|l| l.contains("authgate starting"))

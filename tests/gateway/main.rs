@@ -17,6 +17,7 @@ mod idp;
 mod jwks_faults;
 mod jwt;
 mod logs;
+mod metrics;
 mod operability;
 mod origin_trust;
 mod pages;
