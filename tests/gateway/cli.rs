@@ -276,14 +276,34 @@ fn the_published_schema_is_the_models_and_accepts_the_shipped_configs() {
         "docs/authgate.schema.json is stale: run `authgate schema > docs/authgate.schema.json`"
     );
     let validator = schema_validator();
-    for shipped in ["config/authgate.yaml", "config/demo.yaml"] {
-        let text =
-            std::fs::read_to_string(format!("{}/{shipped}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let read = |path: &str| {
+        std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    };
+    // The shipped configurations, and those the deployment files carry inside them.
+    let mut shipped: Vec<(String, serde_json::Value)> = [
+        "config/authgate.yaml",
+        "config/demo.yaml",
+        "deploy/compose/authgate.yaml",
+    ]
+    .iter()
+    .map(|path| (path.to_string(), yaml_as_json(&read(path))))
+    .collect();
+    let manifests = read("deploy/kubernetes/authgate.yaml");
+    for document in manifests.split("\n---\n") {
+        let resource = yaml_as_json(document);
+        if let Some(config) = resource["data"]["authgate.yaml"].as_str() {
+            shipped.push(("deploy/kubernetes ConfigMap".into(), yaml_as_json(config)));
+        }
+    }
+    let values = yaml_as_json(&read("deploy/helm/authgate/values.yaml"));
+    shipped.push(("deploy/helm values' config".into(), values["config"].clone()));
+    assert_eq!(shipped.len(), 5);
+    for (name, config) in &shipped {
         let errors: Vec<String> = validator
-            .iter_errors(&yaml_as_json(&text))
+            .iter_errors(config)
             .map(|e| format!("{} at {}", e, e.instance_path()))
             .collect();
-        assert!(errors.is_empty(), "{shipped}: {errors:#?}");
+        assert!(errors.is_empty(), "{name}: {errors:#?}");
     }
     // What `check` refuses, the schema refuses too: an unknown key, a wrong type, a bad enum.
     for wrong in [
