@@ -296,7 +296,10 @@ fn the_published_schema_is_the_models_and_accepts_the_shipped_configs() {
         }
     }
     let values = yaml_as_json(&read("deploy/helm/authgate/values.yaml"));
-    shipped.push(("deploy/helm values' config".into(), values["config"].clone()));
+    shipped.push((
+        "deploy/helm values' config".into(),
+        values["config"].clone(),
+    ));
     assert_eq!(shipped.len(), 5);
     for (name, config) in &shipped {
         let errors: Vec<String> = validator

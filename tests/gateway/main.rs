@@ -7,6 +7,7 @@ mod bearer_strictness;
 mod browser;
 mod callback;
 mod certified;
+mod chromium;
 mod cli;
 mod common;
 mod cookies;
