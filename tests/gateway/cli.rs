@@ -283,6 +283,7 @@ fn the_published_schema_is_the_models_and_accepts_the_shipped_configs() {
     let mut shipped: Vec<(String, serde_json::Value)> = [
         "config/authgate.yaml",
         "config/demo.yaml",
+        "docs/starter.yaml",
         "deploy/compose/authgate.yaml",
     ]
     .iter()
@@ -300,7 +301,7 @@ fn the_published_schema_is_the_models_and_accepts_the_shipped_configs() {
         "deploy/helm values' config".into(),
         values["config"].clone(),
     ));
-    assert_eq!(shipped.len(), 5);
+    assert_eq!(shipped.len(), 6);
     for (name, config) in &shipped {
         let errors: Vec<String> = validator
             .iter_errors(config)
@@ -317,4 +318,35 @@ fn the_published_schema_is_the_models_and_accepts_the_shipped_configs() {
     ] {
         assert!(!validator.is_valid(&yaml_as_json(wrong)), "{wrong}");
     }
+}
+
+#[test]
+fn the_starter_config_passes_check_once_its_certificate_is_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("authgate.yaml");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/docs/starter.yaml"),
+        &config,
+    )
+    .unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["app.example.com".into()]).unwrap();
+    std::fs::write(certs.join("app.example.com.crt"), cert.cert.pem()).unwrap();
+    std::fs::write(
+        certs.join("app.example.com.key"),
+        cert.signing_key.serialize_pem(),
+    )
+    .unwrap();
+    let out = authgate()
+        .args(["check", "-c"])
+        .arg(&config)
+        .current_dir(std::env::temp_dir())
+        .env("AUTHGATE_OIDC_CLIENT_SECRET", "a-client-secret")
+        .env("AUTHGATE_COOKIE_KEY", "a-cookie-key-of-at-least-32-bytes-0123456789")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.is_empty(), "warnings for the starter: {stderr}");
 }
