@@ -3,39 +3,13 @@
 //! signs out from it and lands on the signed-out page. Screenshots of each page are kept in
 //! `target/browser-artifacts/`.
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use crate::common::{free_port, get};
+use crate::common::start_demo;
 
 #[tokio::test]
 async fn a_person_signs_in_meets_the_403_page_and_signs_out_in_chromium() {
-    let (listen, admin, origin, idp) = (free_port(), free_port(), free_port(), free_port());
-    let mut demo = Command::new(env!("CARGO_BIN_EXE_authgate"))
-        .args([
-            "demo",
-            "--listen",
-            &format!("127.0.0.1:{listen}"),
-            "--admin",
-            &format!("127.0.0.1:{admin}"),
-            "--origin",
-            &format!("127.0.0.1:{origin}"),
-            "--idp",
-            &format!("127.0.0.1:{idp}"),
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let gw = std::net::SocketAddr::from(([127, 0, 0, 1], listen));
-    let mut up = false;
-    for _ in 0..200 {
-        if get(gw, "/", "localhost").await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "the demo did not start");
+    let (mut demo, listen, _) = start_demo().await;
     let root = env!("CARGO_MANIFEST_DIR");
     let artifacts = format!("{root}/target/browser-artifacts");
     let _ = std::fs::remove_dir_all(&artifacts);

@@ -1,10 +1,9 @@
 //! `authgate check`, `--version`, and `authgate demo`.
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use crate::browser::Browser;
-use crate::common::{free_port, get};
+use crate::common::get;
 
 fn authgate() -> Command {
     Command::new(env!("CARGO_BIN_EXE_authgate"))
@@ -177,32 +176,9 @@ fn version_is_printed() {
 
 #[tokio::test]
 async fn demo_answers_on_loopback_and_signs_in_with_its_own_provider() {
-    let (listen, admin, origin, idp) = (free_port(), free_port(), free_port(), free_port());
-    let mut child = authgate()
-        .args([
-            "demo",
-            "--listen",
-            &format!("127.0.0.1:{listen}"),
-            "--admin",
-            &format!("127.0.0.1:{admin}"),
-            "--origin",
-            &format!("127.0.0.1:{origin}"),
-            "--idp",
-            &format!("127.0.0.1:{idp}"),
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut child, listen, idp) = crate::common::start_demo().await;
     let gw = std::net::SocketAddr::from(([127, 0, 0, 1], listen));
-    let mut home = None;
-    for _ in 0..200 {
-        if let Ok(resp) = get(gw, "/?hello=1", "localhost").await {
-            home = Some(resp);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let home = home.expect("demo did not answer");
+    let home = get(gw, "/?hello=1", "localhost").await.unwrap();
     assert_eq!(home.status, 200);
     assert!(home.body.contains("authgate demo origin"), "{}", home.body);
     assert!(home.body.contains("/?hello=1"));
@@ -343,7 +319,10 @@ fn the_starter_config_passes_check_once_its_certificate_is_there() {
         .arg(&config)
         .current_dir(std::env::temp_dir())
         .env("AUTHGATE_OIDC_CLIENT_SECRET", "a-client-secret")
-        .env("AUTHGATE_COOKIE_KEY", "a-cookie-key-of-at-least-32-bytes-0123456789")
+        .env(
+            "AUTHGATE_COOKIE_KEY",
+            "a-cookie-key-of-at-least-32-bytes-0123456789",
+        )
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -472,3 +472,34 @@ pub fn check(path: &std::path::Path) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// `authgate demo` on free loopback ports: the process, its gateway port (the app's host is
+/// `localhost`) and its identity provider's port. Returns once the gateway answers.
+pub async fn start_demo() -> (std::process::Child, u16, u16) {
+    let (listen, admin, origin, idp) = (free_port(), free_port(), free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args([
+            "demo",
+            "--listen",
+            &format!("127.0.0.1:{listen}"),
+            "--admin",
+            &format!("127.0.0.1:{admin}"),
+            "--origin",
+            &format!("127.0.0.1:{origin}"),
+            "--idp",
+            &format!("127.0.0.1:{idp}"),
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let gw = SocketAddr::from(([127, 0, 0, 1], listen));
+    for _ in 0..200 {
+        if get(gw, "/", "localhost").await.is_ok() {
+            return (child, listen, idp);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the demo did not start");
+}

@@ -45,8 +45,8 @@ async fn until_status(gw: &Gateway, status: u16, within: Duration) -> Value {
     }
 }
 
-#[tokio::test]
-async fn a_provider_that_is_down_makes_the_gateway_unready_until_it_is_back() {
+/// A gateway whose one app signs in with a provider that answers 503 to everything.
+async fn behind_a_provider_that_is_down() -> (Origin, TestIdp, Gateway) {
     let origin = Origin::start().await;
     let idp = TestIdp::start().await;
     idp.set(|k| k.unavailable = true);
@@ -56,6 +56,12 @@ async fn a_provider_that_is_down_makes_the_gateway_unready_until_it_is_back() {
         origin.url()
     ))
     .await;
+    (origin, idp, gw)
+}
+
+#[tokio::test]
+async fn a_provider_that_is_down_makes_the_gateway_unready_until_it_is_back() {
+    let (_origin, idp, gw) = behind_a_provider_that_is_down().await;
     let (status, report) = gw.readiness().await;
     assert_eq!(status, 503, "{report:#}");
     assert_eq!(report["status"], "not ready");
@@ -149,15 +155,7 @@ async fn the_health_listener_answers_probes_and_nothing_else() {
 
 #[tokio::test]
 async fn authgate_health_fails_and_says_why() {
-    let origin = Origin::start().await;
-    let idp = TestIdp::start().await;
-    idp.set(|k| k.unavailable = true);
-    let gw = Gateway::start(&format!(
-        "oidc_providers:\n{}apps:\n  - {{id: app, host: app.test, oidc_provider: test-idp, origin: {{url: '{}'}}}}\n",
-        idp.provider_yaml(""),
-        origin.url()
-    ))
-    .await;
+    let (_origin, _idp, gw) = behind_a_provider_that_is_down().await;
     let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
         .args(["health", "-c"])
         .arg(&gw.config_path)
