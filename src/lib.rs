@@ -31,4 +31,5 @@ pub mod respond;
 pub mod route;
 pub mod server;
 pub mod session;
+pub mod store;
 pub mod tls;

@@ -30,5 +30,6 @@ mod routing;
 mod signin;
 mod slow_clients;
 mod smuggling;
+mod store_redis;
 mod tls;
 mod tokens;

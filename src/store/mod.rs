@@ -1,0 +1,103 @@
+//! The store layer: everything shared between requests or between replicas goes through these
+//! few traits, each with an in-process backend ([`memory`], one node) and a Redis backend
+//! ([`redis`], standalone, Sentinel or Cluster), and one conformance suite ([`conformance`])
+//! that every backend must pass.
+//!
+//! - [`Records`]: opaque values with an expiry — sessions (sealed by the caller, so a store
+//!   dump leaks nothing), and small indexes (a user's sessions).
+//! - [`SingleUse`]: a key that can be claimed once within its lifetime — sign-in states,
+//!   logout tokens' `jti`.
+//! - [`Leases`]: a named lease with an expiry and a fencing token — one replica refreshes a
+//!   session, one replica orders a certificate.
+//! - [`Changes`]: messages to every replica — "session X ended".
+//!
+//! Every call can fail with [`StoreError::Unavailable`]: the caller decides what that means
+//! (a 503, never a sign-in loop).
+
+pub mod conformance;
+pub mod memory;
+pub mod redis;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// Why a store call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The backend cannot be reached or refused the command; the detail is for logs.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A store call's result.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Values with an expiry, and sets of members with an expiry.
+#[async_trait]
+pub trait Records: Send + Sync {
+    /// The value under `key`, if it has not expired.
+    async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Stores `value` under `key` for `ttl`, replacing any value.
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<()>;
+    /// Sets `key`'s remaining life to `ttl`; false when there is no such key.
+    async fn touch(&self, key: &str, ttl: Duration) -> StoreResult<bool>;
+    /// Removes `key`; false when there was none.
+    async fn delete(&self, key: &str) -> StoreResult<bool>;
+    /// Adds `member` to the set `index`, which then lives at least `ttl` more.
+    async fn index_add(&self, index: &str, member: &str, ttl: Duration) -> StoreResult<()>;
+    /// The members of the set `index` (empty when there is none).
+    async fn index_members(&self, index: &str) -> StoreResult<Vec<String>>;
+    /// Removes `member` from the set `index`.
+    async fn index_remove(&self, index: &str, member: &str) -> StoreResult<()>;
+}
+
+/// Keys that can each be claimed once.
+#[async_trait]
+pub trait SingleUse: Send + Sync {
+    /// True for the first claim of `key` within `ttl`; false for every other.
+    async fn claim(&self, key: &str, ttl: Duration) -> StoreResult<bool>;
+}
+
+/// A held lease: its name and the token that proves it is this holder's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// What the lease is on.
+    pub name: String,
+    /// Unique to this acquisition (a later holder of the same name has another).
+    pub token: String,
+}
+
+/// Named leases with an expiry, so a dead holder's work is taken over.
+#[async_trait]
+pub trait Leases: Send + Sync {
+    /// The lease on `name` for `ttl`, or `None` while someone else holds it.
+    async fn acquire(&self, name: &str, ttl: Duration) -> StoreResult<Option<Lease>>;
+    /// Gives the lease up; false when it had expired or was taken over meanwhile.
+    async fn release(&self, lease: &Lease) -> StoreResult<bool>;
+}
+
+/// Messages to every replica (this one included).
+#[async_trait]
+pub trait Changes: Send + Sync {
+    /// Sends `message` on `channel`.
+    async fn publish(&self, channel: &str, message: &str) -> StoreResult<()>;
+    /// Messages on `channel` from now on. A receiver that falls behind loses the oldest
+    /// (`Lagged`); callers that must not miss any resynchronise then.
+    async fn subscribe(
+        &self,
+        channel: &str,
+    ) -> StoreResult<tokio::sync::broadcast::Receiver<String>>;
+}
+
+/// A fresh random token (leases, test namespaces).
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system random source is available");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A lifetime in whole milliseconds, at least 1 (a zero lifetime is no lifetime in Redis).
+fn millis(ttl: Duration) -> u64 {
+    (ttl.as_millis() as u64).max(1)
+}

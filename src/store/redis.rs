@@ -1,0 +1,428 @@
+//! The store layer on Redis (or Valkey): standalone, Sentinel or Cluster, through the `redis`
+//! crate (redis-rs, maintained by Redis: async connection manager with reconnection and
+//! backoff, Cluster with slot routing, Sentinel master discovery, rustls for `rediss://`).
+//!
+//! - Standalone: one multiplexed connection that reconnects by itself.
+//! - Sentinel: the master is asked of the sentinels; when the connection fails or the server
+//!   answers READONLY (a failover made it a replica), the master is asked again and the
+//!   command retried once on the new one.
+//! - Cluster: commands are routed by slot; every key here is a single key, so no command
+//!   spans slots. Messages (PUBLISH) reach subscribers on any node.
+//!
+//! Every key is written under `key_prefix`. Values are opaque bytes: what must not leak from
+//! a dump is sealed by the caller before it gets here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use redis::aio::ConnectionManager;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, FromRedisValue, RedisError, Script};
+use tokio::sync::broadcast;
+
+use super::{
+    millis, random_token, Changes, Lease, Leases, Records, SingleUse, StoreError, StoreResult,
+};
+
+/// How the servers are reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Topology {
+    /// One server (or a proxy in front of several): `redis://` or `rediss://` URL.
+    Standalone {
+        /// The server's URL (user and password may be in it).
+        url: String,
+    },
+    /// Sentinels that know the master of `master`.
+    Sentinel {
+        /// The sentinels' URLs.
+        sentinels: Vec<String>,
+        /// The monitored master's name.
+        master: String,
+        /// The URL whose user, password and TLS apply to the master (its host is ignored).
+        url: String,
+    },
+    /// A Redis Cluster, reached through any of these seed nodes' URLs.
+    Cluster {
+        /// Seed nodes.
+        nodes: Vec<String>,
+    },
+}
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// Where the servers are.
+    pub topology: Topology,
+    /// Written before every key (e.g. `authgate:`).
+    pub key_prefix: String,
+    /// Longest wait for a connection.
+    pub connect_timeout: Duration,
+    /// Longest wait for an answer.
+    pub response_timeout: Duration,
+}
+
+enum Connection {
+    Standalone(ConnectionManager),
+    Sentinel(Box<SentinelConnection>),
+    Cluster(ClusterConnection),
+}
+
+struct SentinelConnection {
+    sentinels: tokio::sync::Mutex<redis::sentinel::SentinelClient>,
+    master: ArcSwap<(redis::Client, ConnectionManager)>,
+    config: redis::aio::ConnectionManagerConfig,
+}
+
+/// Every store trait, on Redis.
+pub struct RedisStore {
+    connection: Connection,
+    settings: RedisSettings,
+    release: Script,
+    index_add: Script,
+}
+
+fn unavailable(e: RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// Whether an error means the server we talk to is not (or no longer) the master.
+fn master_moved(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.to_string().contains("READONLY")
+}
+
+impl RedisStore {
+    /// Connects (waiting at most `connect_timeout`); fails when no server answers.
+    pub async fn connect(settings: RedisSettings) -> StoreResult<RedisStore> {
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.connect_timeout))
+            .set_response_timeout(Some(settings.response_timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(2));
+        let connection = match &settings.topology {
+            Topology::Standalone { url } => {
+                let client = redis::Client::open(url.as_str()).map_err(unavailable)?;
+                Connection::Standalone(
+                    ConnectionManager::new_with_config(client, config)
+                        .await
+                        .map_err(unavailable)?,
+                )
+            }
+            Topology::Sentinel {
+                sentinels,
+                master,
+                url,
+            } => {
+                let info: redis::ConnectionInfo =
+                    redis::IntoConnectionInfo::into_connection_info(url.as_str())
+                        .map_err(unavailable)?;
+                let node = redis::sentinel::SentinelNodeConnectionInfo::default()
+                    .set_redis_connection_info(info.redis_settings().clone());
+                let mut client = redis::sentinel::SentinelClient::build(
+                    sentinels.clone(),
+                    master.clone(),
+                    Some(node),
+                    redis::sentinel::SentinelServerType::Master,
+                )
+                .map_err(unavailable)?;
+                let master_client = client.async_get_client().await.map_err(unavailable)?;
+                let manager =
+                    ConnectionManager::new_with_config(master_client.clone(), config.clone())
+                        .await
+                        .map_err(unavailable)?;
+                Connection::Sentinel(Box::new(SentinelConnection {
+                    sentinels: tokio::sync::Mutex::new(client),
+                    master: ArcSwap::from_pointee((master_client, manager)),
+                    config,
+                }))
+            }
+            Topology::Cluster { nodes } => {
+                let client = redis::cluster::ClusterClientBuilder::new(nodes.clone())
+                    .connection_timeout(settings.connect_timeout)
+                    .response_timeout(settings.response_timeout)
+                    .build()
+                    .map_err(unavailable)?;
+                Connection::Cluster(client.get_async_connection().await.map_err(unavailable)?)
+            }
+        };
+        Ok(RedisStore {
+            connection,
+            settings,
+            release: Script::new(
+                "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+                 return redis.call('DEL', KEYS[1]) else return 0 end",
+            ),
+            // SADD, then the set lives at least ARGV[2] ms more (never less than it had).
+            index_add: Script::new(
+                "redis.call('SADD', KEYS[1], ARGV[1]) \
+                 local left = redis.call('PTTL', KEYS[1]) \
+                 if left < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end \
+                 return 1",
+            ),
+        })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.settings.key_prefix)
+    }
+
+    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> StoreResult<T> {
+        match &self.connection {
+            Connection::Standalone(c) => cmd.query_async(&mut c.clone()).await.map_err(unavailable),
+            Connection::Cluster(c) => cmd.query_async(&mut c.clone()).await.map_err(unavailable),
+            Connection::Sentinel(s) => {
+                let first = cmd.query_async(&mut s.master.load().1.clone()).await;
+                match first {
+                    Err(e) if master_moved(&e) => {
+                        s.find_master().await?;
+                        cmd.query_async(&mut s.master.load().1.clone())
+                            .await
+                            .map_err(unavailable)
+                    }
+                    other => other.map_err(unavailable),
+                }
+            }
+        }
+    }
+
+    async fn script<T: FromRedisValue>(
+        &self,
+        script: &Script,
+        key: &str,
+        args: &[&str],
+    ) -> StoreResult<T> {
+        let mut invocation = script.key(key);
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        match &self.connection {
+            Connection::Standalone(c) => invocation
+                .invoke_async(&mut c.clone())
+                .await
+                .map_err(unavailable),
+            Connection::Cluster(c) => invocation
+                .invoke_async(&mut c.clone())
+                .await
+                .map_err(unavailable),
+            Connection::Sentinel(s) => {
+                let first = invocation
+                    .invoke_async(&mut s.master.load().1.clone())
+                    .await;
+                match first {
+                    Err(e) if master_moved(&e) => {
+                        s.find_master().await?;
+                        invocation
+                            .invoke_async(&mut s.master.load().1.clone())
+                            .await
+                            .map_err(unavailable)
+                    }
+                    other => other.map_err(unavailable),
+                }
+            }
+        }
+    }
+
+    /// A client for a subscription: the server itself, the current master, or a seed node
+    /// (a cluster delivers every PUBLISH to subscribers on any node).
+    async fn subscriber_client(&self) -> StoreResult<redis::Client> {
+        match (&self.connection, &self.settings.topology) {
+            (Connection::Standalone(_), Topology::Standalone { url }) => {
+                redis::Client::open(url.as_str()).map_err(unavailable)
+            }
+            (Connection::Sentinel(s), _) => {
+                s.find_master().await?;
+                Ok(s.master.load().0.clone())
+            }
+            (_, Topology::Cluster { nodes }) => {
+                let mut last = None;
+                for node in nodes {
+                    match redis::Client::open(node.as_str()) {
+                        Ok(client) => return Ok(client),
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Err(last.map_or_else(
+                    || StoreError::Unavailable("no cluster node configured".into()),
+                    unavailable,
+                ))
+            }
+            _ => Err(StoreError::Unavailable("no server to subscribe to".into())),
+        }
+    }
+}
+
+impl SentinelConnection {
+    /// Asks the sentinels for the master again and connects to it.
+    async fn find_master(&self) -> StoreResult<()> {
+        let mut sentinels = self.sentinels.lock().await;
+        let client = sentinels.async_get_client().await.map_err(unavailable)?;
+        if client.get_connection_info().addr() == self.master.load().0.get_connection_info().addr()
+        {
+            return Ok(());
+        }
+        let manager = ConnectionManager::new_with_config(client.clone(), self.config.clone())
+            .await
+            .map_err(unavailable)?;
+        tracing::warn!(master = %client.get_connection_info().addr(), "Redis master changed");
+        self.master.store(Arc::new((client, manager)));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Records for RedisStore {
+    async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.query(redis::cmd("GET").arg(self.key(key))).await
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<()> {
+        self.query(
+            redis::cmd("SET")
+                .arg(self.key(key))
+                .arg(value)
+                .arg("PX")
+                .arg(millis(ttl)),
+        )
+        .await
+    }
+
+    async fn touch(&self, key: &str, ttl: Duration) -> StoreResult<bool> {
+        self.query(redis::cmd("PEXPIRE").arg(self.key(key)).arg(millis(ttl)))
+            .await
+    }
+
+    async fn delete(&self, key: &str) -> StoreResult<bool> {
+        let removed: u64 = self.query(redis::cmd("DEL").arg(self.key(key))).await?;
+        Ok(removed > 0)
+    }
+
+    async fn index_add(&self, index: &str, member: &str, ttl: Duration) -> StoreResult<()> {
+        let ttl = millis(ttl).to_string();
+        let _: i64 = self
+            .script(&self.index_add, &self.key(index), &[member, &ttl])
+            .await?;
+        Ok(())
+    }
+
+    async fn index_members(&self, index: &str) -> StoreResult<Vec<String>> {
+        let mut members: Vec<String> = self
+            .query(redis::cmd("SMEMBERS").arg(self.key(index)))
+            .await?;
+        members.sort_unstable();
+        Ok(members)
+    }
+
+    async fn index_remove(&self, index: &str, member: &str) -> StoreResult<()> {
+        let _: i64 = self
+            .query(redis::cmd("SREM").arg(self.key(index)).arg(member))
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SingleUse for RedisStore {
+    async fn claim(&self, key: &str, ttl: Duration) -> StoreResult<bool> {
+        let set: Option<String> = self
+            .query(
+                redis::cmd("SET")
+                    .arg(self.key(key))
+                    .arg(1)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(millis(ttl)),
+            )
+            .await?;
+        Ok(set.is_some())
+    }
+}
+
+#[async_trait]
+impl Leases for RedisStore {
+    async fn acquire(&self, name: &str, ttl: Duration) -> StoreResult<Option<Lease>> {
+        let token = random_token();
+        let set: Option<String> = self
+            .query(
+                redis::cmd("SET")
+                    .arg(self.key(name))
+                    .arg(&token)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(millis(ttl)),
+            )
+            .await?;
+        Ok(set.map(|_| Lease {
+            name: name.to_string(),
+            token,
+        }))
+    }
+
+    async fn release(&self, lease: &Lease) -> StoreResult<bool> {
+        let removed: i64 = self
+            .script(&self.release, &self.key(&lease.name), &[&lease.token])
+            .await?;
+        Ok(removed > 0)
+    }
+}
+
+/// Messages kept for a subscriber that is behind.
+const CHANNEL_DEPTH: usize = 1024;
+
+#[async_trait]
+impl Changes for RedisStore {
+    async fn publish(&self, channel: &str, message: &str) -> StoreResult<()> {
+        let _: i64 = self
+            .query(redis::cmd("PUBLISH").arg(self.key(channel)).arg(message))
+            .await?;
+        Ok(())
+    }
+
+    /// A task holds the subscription, resubscribing with backoff after a lost connection;
+    /// it ends when every receiver is gone. Returns once the first subscription is in place.
+    async fn subscribe(&self, channel: &str) -> StoreResult<broadcast::Receiver<String>> {
+        let (sender, receiver) = broadcast::channel(CHANNEL_DEPTH);
+        let channel = self.key(channel);
+        let client = self.subscriber_client().await?;
+        let mut pubsub = client.get_async_pubsub().await.map_err(unavailable)?;
+        pubsub.subscribe(&channel).await.map_err(unavailable)?;
+        let timeout = self.settings.connect_timeout;
+        tokio::spawn(async move {
+            let mut stream = pubsub.into_on_message();
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                while let Some(message) = stream.next().await {
+                    if let Ok(text) = message.get_payload::<String>() {
+                        if sender.send(text).is_err() {
+                            return; // nobody listens any more
+                        }
+                    }
+                    backoff = Duration::from_millis(100);
+                }
+                if sender.receiver_count() == 0 {
+                    return;
+                }
+                tracing::warn!(channel, "Redis subscription lost; resubscribing");
+                loop {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    let again = async {
+                        let mut pubsub = client.get_async_pubsub().await?;
+                        pubsub.subscribe(&channel).await?;
+                        Ok::<_, RedisError>(pubsub)
+                    };
+                    if let Ok(Ok(pubsub)) = tokio::time::timeout(timeout, again).await {
+                        stream = pubsub.into_on_message();
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(receiver)
+    }
+}
