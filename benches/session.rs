@@ -42,7 +42,9 @@ apps:
     let store = Arc::new(MemoryStore::new(100_000, Duration::from_secs(7200)));
     let sign_in = SignIn::new(store.clone(), Arc::new(authgate::metrics::Metrics::new()));
     let id = new_id();
-    runtime.block_on(store.put(id, Arc::new(session_fixture::session(SystemTime::now()))));
+    runtime
+        .block_on(store.put(id, Arc::new(session_fixture::session(SystemTime::now()))))
+        .expect("the memory store stores");
     let cookie = gw
         .sessions
         .cookie_keys

@@ -29,10 +29,14 @@ fn main() {
     let store = MemoryStore::new(count * 2, Duration::from_secs(7200));
     let now = SystemTime::now();
     // Warm the allocator and the store's internals before measuring.
-    runtime.block_on(store.put(new_id(), Arc::new(session_fixture::session(now))));
+    runtime
+        .block_on(store.put(new_id(), Arc::new(session_fixture::session(now))))
+        .expect("the memory store stores");
     let before = rss_bytes();
     for _ in 0..count {
-        runtime.block_on(store.put(new_id(), Arc::new(session_fixture::session(now))));
+        runtime
+            .block_on(store.put(new_id(), Arc::new(session_fixture::session(now))))
+            .expect("the memory store stores");
     }
     let held = store.len();
     let after = rss_bytes();

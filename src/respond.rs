@@ -55,6 +55,9 @@ pub enum Reject {
     /// The route refuses every request.
     #[error("access denied")]
     Denied,
+    /// The session store cannot be reached: whether the request has a session is unknown.
+    #[error("sessions cannot be checked right now")]
+    SessionStoreUnavailable,
 }
 
 impl Reject {
@@ -74,6 +77,7 @@ impl Reject {
             | Reject::InvalidToken(_)
             | Reject::UnsafeIdentity => 401,
             Reject::Denied | Reject::Insufficient(_) => 403,
+            Reject::SessionStoreUnavailable => 503,
         }
     }
 
@@ -95,6 +99,7 @@ impl Reject {
             Reject::Insufficient(Unmet::Scope) => "insufficient_scope",
             Reject::Insufficient(_) => "forbidden",
             Reject::Denied => "denied",
+            Reject::SessionStoreUnavailable => "session_store_unavailable",
         }
     }
 

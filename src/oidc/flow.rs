@@ -173,6 +173,9 @@ pub enum Lookup {
     Valid(Arc<Session>),
     /// No session cookie, or one that is forged, of another app, expired or ended.
     Missing,
+    /// The session store cannot be reached: whether there is a session is unknown (a 503,
+    /// never a sign-in that would loop).
+    Unavailable,
 }
 
 /// Sign-in state that lives as long as the process.
@@ -301,8 +304,13 @@ impl SignIn {
         let Some(id) = self.session_id(gw, f) else {
             return Lookup::Missing;
         };
-        let Some(session) = self.store.get(&id).await else {
-            return Lookup::Missing;
+        let session = match self.store.get(&id).await {
+            Ok(Some(session)) => session,
+            Ok(None) => return Lookup::Missing,
+            Err(e) => {
+                tracing::error!(app = %f.app.id, error = %e, "session store unavailable");
+                return Lookup::Unavailable;
+            }
         };
         // A session is worthless on another app, and once the app signs in with another
         // provider (a reload changed it), its sessions from the old one end.
@@ -441,6 +449,7 @@ impl SignIn {
     async fn me(&self, gw: &Gateway, f: &RequestFacts<'_>) -> Answer {
         match self.session(gw, f).await {
             Lookup::Valid(s) => Answer::json(200, "me", serde_json::Value::Object(s.user.claims())),
+            Lookup::Unavailable => store_unavailable_json(),
             Lookup::Missing => Answer::json(
                 401,
                 "unauthenticated",
@@ -556,10 +565,19 @@ impl SignIn {
         };
         // A browser that signs in while it holds another session (another user's, or a
         // planted one) keeps only the new one.
-        for previous in self.presented_sessions(gw, f) {
-            self.store.remove(&previous).await;
-        }
-        let id = self.create_session(f.app, provider, signed).await;
+        let stored = async {
+            for previous in self.presented_sessions(gw, f) {
+                self.store.remove(&previous).await?;
+            }
+            self.create_session(f.app, provider, signed).await
+        };
+        let id = match stored.await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(app = %f.app.id, error = %e, "sign-in not stored: session store unavailable");
+                return store_unavailable_page(f).header(http::header::SET_COOKIE, clear);
+            }
+        };
         let value = self.keys(gw).sign_session(&f.app.id, &id);
         Answer::redirect(&pending.r, "signed_in")
             .header(http::header::SET_COOKIE, clear)
@@ -573,7 +591,12 @@ impl SignIn {
             )
     }
 
-    async fn create_session(&self, app: &App, provider: &Provider, signed: SignedIn) -> SessionId {
+    async fn create_session(
+        &self,
+        app: &App,
+        provider: &Provider,
+        signed: SignedIn,
+    ) -> crate::store::StoreResult<SessionId> {
         let id = new_id();
         let now = SystemTime::now();
         let session = Session::new(
@@ -583,8 +606,8 @@ impl SignIn {
             now + signed.expires_in,
             now + app.session_duration,
         );
-        self.store.put(id, Arc::new(session)).await;
-        id
+        self.store.put(id, Arc::new(session)).await?;
+        Ok(id)
     }
 
     async fn logout(&self, gw: &Gateway, f: &RequestFacts<'_>) -> Answer {
@@ -607,7 +630,7 @@ impl SignIn {
             };
             let user = match self.session(gw, f).await {
                 Lookup::Valid(session) => Some(display_name(&session.user.claims())),
-                Lookup::Missing => None,
+                Lookup::Missing | Lookup::Unavailable => None,
             };
             let ends_provider_session = match &f.app.provider {
                 Some(p) => p
@@ -635,13 +658,24 @@ impl SignIn {
         }
         let names = f.names();
         // Every session the browser presented ends (two, when one was tossed beside it).
-        let mut session = None;
-        for presented in self.presented_sessions(gw, f) {
-            if session.is_none() {
-                session = self.store.get(&presented).await;
+        let ended = async {
+            let mut session = None;
+            for presented in self.presented_sessions(gw, f) {
+                if session.is_none() {
+                    session = self.store.get(&presented).await?;
+                }
+                self.store.remove(&presented).await?;
             }
-            self.store.remove(&presented).await;
-        }
+            Ok::<_, crate::store::StoreError>(session)
+        };
+        // A sign-out that cannot reach the store says so: the session is not ended.
+        let session = match ended.await {
+            Ok(session) => session,
+            Err(e) => {
+                tracing::error!(app = %f.app.id, error = %e, "sign-out failed: session store unavailable");
+                return store_unavailable_page(f);
+            }
+        };
         let signed_out_page = format!("{}/signed-out", f.app.auth_prefix);
         let landing = f
             .app
@@ -668,6 +702,25 @@ impl SignIn {
             names.clear(names.session().to_string()),
         )
     }
+}
+
+/// The session store cannot be reached (a page for a browser).
+fn store_unavailable_page(f: &RequestFacts) -> Answer {
+    f.page(
+        503,
+        "session_store_unavailable",
+        "Sign-in unavailable",
+        "Sessions cannot be checked right now. Please try again in a moment.",
+    )
+}
+
+/// The session store cannot be reached (JSON for an API client).
+fn store_unavailable_json() -> Answer {
+    Answer::json(
+        503,
+        "session_store_unavailable",
+        serde_json::json!({"error": "session_store_unavailable", "message": "sessions cannot be checked right now"}),
+    )
 }
 
 /// The page after sign-out: it says so, and offers to sign in again.

@@ -71,8 +71,10 @@ impl Refresher {
             .get_with(id, || Arc::new(tokio::sync::Mutex::new(())));
         let _guard = lock.lock().await;
         // Another request may have refreshed (or failed to) while this one waited.
-        let Some(session) = store.get(&id).await else {
-            return Lookup::Missing;
+        let session = match store.get(&id).await {
+            Ok(Some(session)) => session,
+            Ok(None) => return Lookup::Missing,
+            Err(_) => return Lookup::Unavailable,
         };
         if !self.due(gw, &id, &session) {
             return Lookup::Valid(session);
@@ -86,9 +88,16 @@ impl Refresher {
                 self.retry.invalidate(&id);
                 let renewed =
                     Arc::new(session.renewed(signed.user, SystemTime::now() + signed.expires_in));
-                store.put(id, renewed.clone()).await;
                 self.metrics.refresh(&app.id, "ok");
-                Lookup::Valid(renewed)
+                match store.put(id, renewed.clone()).await {
+                    Ok(()) => Lookup::Valid(renewed),
+                    // The new tokens could not be kept: serve this request with them, the
+                    // next one finds the old tokens and refreshes again.
+                    Err(e) => {
+                        tracing::error!(app = %app.id, error = %e, "refreshed tokens not stored: session store unavailable");
+                        Lookup::Valid(renewed)
+                    }
+                }
             }
             Err(e) if is_transient(&e) && SystemTime::now() < session.tokens_expire_at() => {
                 let failures = self.retry.get(&id).map_or(0, |(_, n)| n) + 1;
@@ -104,7 +113,9 @@ impl Refresher {
                 tracing::info!(app = %app.id, error = %e, "token refresh failed; the session ends");
                 self.metrics.refresh(&app.id, "ended");
                 self.retry.invalidate(&id);
-                store.remove(&id).await;
+                if store.remove(&id).await.is_err() {
+                    return Lookup::Unavailable;
+                }
                 Lookup::Missing
             }
         }

@@ -49,6 +49,10 @@ pub fn describe(reject: &Reject) -> (&'static str, String) {
             "You are signed in, but your account does not have access to this page.".into(),
         ),
         Reject::Denied => ("Access denied", "This page is not available.".into()),
+        Reject::SessionStoreUnavailable => (
+            "Sign-in unavailable",
+            "Sessions cannot be checked right now. Please try again in a moment.".into(),
+        ),
     }
 }
 

@@ -64,6 +64,7 @@ pub async fn decide(
             Ok(identity) => Verdict::Forward(Some(identity)),
             Err(reject) => Verdict::Refuse(reject),
         },
+        Lookup::Unavailable => Verdict::Refuse(Reject::SessionStoreUnavailable),
         Lookup::Missing if icon => Verdict::Answer(Answer::empty(204, "no_icon")),
         Lookup::Missing => {
             let target = req.uri.path_and_query().map_or("/", |pq| pq.as_str());

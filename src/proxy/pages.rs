@@ -66,7 +66,7 @@ pub async fn refusal_page(
                         view.sign_in_url = Some(format!("{prefix}/login?rd={here}"));
                     }
                 }
-                Lookup::Missing => {}
+                Lookup::Missing | Lookup::Unavailable => {}
             }
         } else if let Some(user) = ctx.identity.as_ref().and_then(|i| i.user.clone()) {
             view.user = Some(user);

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{Session, SessionId, SessionStore};
+use crate::store::StoreResult;
 
 /// How often `put` sweeps expired sessions out.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -71,23 +72,27 @@ impl MemoryStore {
 
 #[async_trait]
 impl SessionStore for MemoryStore {
-    async fn get(&self, id: &SessionId) -> Option<Arc<Session>> {
-        let session = self.sessions.get(id)?;
+    async fn get(&self, id: &SessionId) -> StoreResult<Option<Arc<Session>>> {
+        let Some(session) = self.sessions.get(id) else {
+            return Ok(None);
+        };
         if !self.alive(&session) {
             self.sessions.remove(id);
-            return None;
+            return Ok(None);
         }
         session.touch();
-        Some(session)
+        Ok(Some(session))
     }
 
-    async fn put(&self, id: SessionId, session: Arc<Session>) {
+    async fn put(&self, id: SessionId, session: Arc<Session>) -> StoreResult<()> {
         self.sweep_if_due();
         self.sessions.insert(id, session);
+        Ok(())
     }
 
-    async fn remove(&self, id: &SessionId) {
+    async fn remove(&self, id: &SessionId) -> StoreResult<()> {
         self.sessions.remove(id);
+        Ok(())
     }
 
     async fn health(&self) -> Result<String, String> {
@@ -119,39 +124,65 @@ mod tests {
             super::super::new_id(),
             super::super::new_id(),
         );
-        store.put(a, session(Duration::from_millis(200))).await;
-        store.put(b, session(Duration::from_secs(60))).await;
-        store.put(c, session(Duration::from_secs(60))).await;
+        store
+            .put(a, session(Duration::from_millis(200)))
+            .await
+            .unwrap();
+        store
+            .put(b, session(Duration::from_secs(60)))
+            .await
+            .unwrap();
+        store
+            .put(c, session(Duration::from_secs(60)))
+            .await
+            .unwrap();
         // `b` is used every 100 ms, so its idle timer keeps restarting; `c` is not.
         for _ in 0..5 {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            assert!(store.get(&b).await.is_some(), "a used session stays");
+            assert!(
+                store.get(&b).await.unwrap().is_some(),
+                "a used session stays"
+            );
         }
-        assert!(store.get(&a).await.is_none(), "absolute expiry passed");
-        assert!(store.get(&c).await.is_none(), "idle timeout passed");
-        store.remove(&b).await;
-        assert!(store.get(&b).await.is_none());
+        assert!(
+            store.get(&a).await.unwrap().is_none(),
+            "absolute expiry passed"
+        );
+        assert!(
+            store.get(&c).await.unwrap().is_none(),
+            "idle timeout passed"
+        );
+        store.remove(&b).await.unwrap();
+        assert!(store.get(&b).await.unwrap().is_none());
     }
 
     #[tokio::test]
     async fn expired_sessions_are_swept_out() {
         let store = MemoryStore::new(100, Duration::from_secs(60));
         let (short, long) = (super::super::new_id(), super::super::new_id());
-        store.put(short, session(Duration::from_millis(50))).await;
-        store.put(long, session(Duration::from_secs(60))).await;
+        store
+            .put(short, session(Duration::from_millis(50)))
+            .await
+            .unwrap();
+        store
+            .put(long, session(Duration::from_secs(60)))
+            .await
+            .unwrap();
         assert_eq!(store.len(), 2);
         tokio::time::sleep(Duration::from_millis(100)).await;
         store
             .put(super::super::new_id(), session(Duration::from_secs(60)))
-            .await;
+            .await
+            .unwrap();
         assert_eq!(store.len(), 3, "no sweep before one is due");
         // Make the next put sweep.
         store.next_sweep.store(0, Ordering::Relaxed);
         store
             .put(super::super::new_id(), session(Duration::from_secs(60)))
-            .await;
+            .await
+            .unwrap();
         assert_eq!(store.len(), 3, "the expired session was swept out");
-        assert!(store.get(&long).await.is_some());
-        assert!(store.get(&short).await.is_none());
+        assert!(store.get(&long).await.unwrap().is_some());
+        assert!(store.get(&short).await.unwrap().is_none());
     }
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 
 use crate::jwt::ClaimSet;
+use crate::store::StoreResult;
 pub use record::UserRecord;
 
 /// Bytes in a session id: 128 random bits, as OWASP recommends (the cookie adds a MAC).
@@ -137,11 +138,11 @@ const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     /// The live session with this id, counting as a use (the idle timer restarts).
-    async fn get(&self, id: &SessionId) -> Option<Arc<Session>>;
+    async fn get(&self, id: &SessionId) -> StoreResult<Option<Arc<Session>>>;
     /// Stores (or replaces) a session.
-    async fn put(&self, id: SessionId, session: Arc<Session>);
+    async fn put(&self, id: SessionId, session: Arc<Session>) -> StoreResult<()>;
     /// Removes a session.
-    async fn remove(&self, id: &SessionId);
+    async fn remove(&self, id: &SessionId) -> StoreResult<()>;
     /// Whether the store serves now (for readiness): `Ok` with what it is, `Err` with why not.
     async fn health(&self) -> Result<String, String>;
 }
