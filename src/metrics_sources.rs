@@ -18,14 +18,16 @@ use crate::session::memory::MemoryStore;
 /// Registers every family with `metrics`.
 pub fn register(
     metrics: &Metrics,
-    store: Arc<MemoryStore>,
+    store: Option<Arc<MemoryStore>>,
     config: Arc<ArcSwap<Gateway>>,
     domains: Option<Arc<DomainBook>>,
 ) {
-    metrics.add_source(Box::new(move |out| {
-        family(out, "authgate_sessions", "gauge", "Sign-in sessions held.");
-        let _ = writeln!(out, "authgate_sessions {}", store.len());
-    }));
+    if let Some(store) = store {
+        metrics.add_source(Box::new(move |out| {
+            family(out, "authgate_sessions", "gauge", "Sign-in sessions held.");
+            let _ = writeln!(out, "authgate_sessions {}", store.len());
+        }));
+    }
     metrics.add_source(Box::new(move |out| identity(out, &config.load())));
     if let Some(domains) = domains {
         metrics.add_source(Box::new(move |out| custom_domains(out, &domains)));

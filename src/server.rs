@@ -37,6 +37,9 @@ pub enum StartError {
     /// The certificate directory could not be loaded.
     #[error("cannot load certificates: {0}")]
     Certificates(String),
+    /// The shared session store could not be reached.
+    #[error("cannot reach the session store (sessions.redis): {0}")]
+    SessionStore(String),
     /// The admin listener's address could not be bound.
     #[error("cannot bind the admin listener on {address}: {source}")]
     AdminBind {
@@ -124,12 +127,6 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
     } else {
         plain
     };
-    let store = Arc::new(MemoryStore::new(
-        gateway.sessions.max_sessions,
-        gateway.sessions.idle_timeout,
-    ));
-    let readiness = Arc::new(Readiness::new(probe, store.clone()));
-    let sign_in = Arc::new(SignIn::new(store.clone(), metrics.clone()));
     let admin_listen = gateway.admin.listen;
     let health_listen = gateway.admin.health_listen;
     let metrics_token = gateway.admin.metrics_token.clone();
@@ -137,7 +134,23 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
     let data_dir = gateway.admin.data_dir.clone();
     let listeners = gateway.listeners.clone();
     probe_listeners(&listeners)?;
+    let redis = gateway.sessions.redis.clone();
+    let (max_sessions, idle_timeout) =
+        (gateway.sessions.max_sessions, gateway.sessions.idle_timeout);
     let config = Arc::new(ArcSwap::from_pointee(gateway));
+    // Sessions: in this process, or in Redis shared by every replica.
+    let (store, memory): (Arc<dyn crate::session::SessionStore>, _) = match redis {
+        None => {
+            let memory = Arc::new(MemoryStore::new(max_sessions, idle_timeout));
+            (memory.clone(), Some(memory))
+        }
+        Some(settings) => (
+            shared_sessions(settings, config.clone(), max_sessions)?,
+            None,
+        ),
+    };
+    let readiness = Arc::new(Readiness::new(probe, store.clone()));
+    let sign_in = Arc::new(SignIn::new(store.clone(), metrics.clone()));
     // Apps created through the admin API, and active custom domains, join the config file's
     // (when there is a file).
     let domains = match &config_path {
@@ -146,7 +159,7 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
         )),
         None => None,
     };
-    crate::metrics_sources::register(&metrics, store.clone(), config.clone(), domains.clone());
+    crate::metrics_sources::register(&metrics, memory, config.clone(), domains.clone());
     let certs = match &config.load().certs_dir {
         Some(dir) => Some(Arc::new(
             CertStore::load(dir).map_err(StartError::Certificates)?,
@@ -299,6 +312,39 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
         shutdown_signal: Box::new(Signals { readiness }),
     });
     Ok(())
+}
+
+/// The runtime the shared store's connections and subscriptions live on, for the whole
+/// process (pingora's runtimes are made later, per service).
+static STORE_RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+
+/// Connects to Redis and starts the shared sessions; a store that cannot be reached at start
+/// is a start-up error naming it.
+fn shared_sessions(
+    settings: crate::store::redis::RedisSettings,
+    config: Arc<ArcSwap<Gateway>>,
+    near_capacity: u64,
+) -> Result<Arc<crate::session::shared::SharedSessions>, StartError> {
+    let runtime = match STORE_RUNTIME.get() {
+        Some(runtime) => runtime,
+        None => {
+            let built = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("authgate-store")
+                .enable_all()
+                .build()
+                .map_err(|e| StartError::SessionStore(e.to_string()))?;
+            STORE_RUNTIME.get_or_init(|| built)
+        }
+    };
+    tracing::info!(topology = ?settings.topology, "connecting to the session store");
+    runtime
+        .block_on(async {
+            let backend = crate::store::redis::RedisStore::connect(settings).await?;
+            crate::session::shared::SharedSessions::start(Arc::new(backend), config, near_capacity)
+                .await
+        })
+        .map_err(|e| StartError::SessionStore(e.to_string()))
 }
 
 /// SIGTERM and SIGINT both drain gracefully; a second signal of either kind is not needed

@@ -42,6 +42,8 @@ pub struct SessionSettings {
     pub login_timeout: Duration,
     /// Login cookies kept per browser.
     pub max_pending_logins: usize,
+    /// Sessions in Redis (shared by replicas), or `None` for this process's memory.
+    pub redis: Option<crate::store::redis::RedisSettings>,
 }
 
 /// Compiles `sessions`.
@@ -61,7 +63,29 @@ pub fn sessions(file: &SessionsFile, problems: &mut Problems) -> SessionSettings
         // The store would keep nothing, and every sign-in would end back at the login.
         problems.add("sessions.max_sessions", "must be at least 1");
     }
+    let redis = match (file.store, &file.redis) {
+        (super::model::SessionStoreFile::Memory, _) => None,
+        (super::model::SessionStoreFile::Redis, None) => {
+            problems.add(
+                "sessions.redis",
+                "`store: redis` needs the Redis connection here",
+            );
+            None
+        }
+        (super::model::SessionStoreFile::Redis, Some(redis)) => {
+            if file.cookie_keys.is_empty() {
+                // Each replica would seal with its own random key: no session could be read
+                // by another, nor survive a restart.
+                problems.add(
+                    "sessions.cookie_keys",
+                    "required with `store: redis`: every replica must seal sessions with the same keys",
+                );
+            }
+            redis_settings(redis, problems)
+        }
+    };
     SessionSettings {
+        redis,
         cookie_keys: (!file.cookie_keys.is_empty()).then(|| {
             Arc::new(CookieKeys::new(
                 file.cookie_keys.iter().map(|k| k.expose().as_bytes()),
@@ -73,6 +97,86 @@ pub fn sessions(file: &SessionsFile, problems: &mut Problems) -> SessionSettings
         login_timeout: file.login_timeout.duration(),
         max_pending_logins: file.max_pending_logins.max(1),
     }
+}
+
+/// The Redis connection of `sessions.redis`, checked.
+fn redis_settings(
+    file: &super::model::RedisFile,
+    problems: &mut Problems,
+) -> Option<crate::store::redis::RedisSettings> {
+    use super::model::RedisModeFile;
+    use crate::store::redis::Topology;
+    let url = file.url.expose().to_string();
+    let parsed = url::Url::parse(&url).ok().filter(|u| {
+        matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some_and(|h| !h.is_empty())
+    });
+    let Some(parsed) = parsed else {
+        // The value may hold a password: it is not repeated.
+        problems.add(
+            "sessions.redis.url",
+            "is not a redis:// or rediss:// URL with a host",
+        );
+        return None;
+    };
+    // A node `host:port` reached with the URL's scheme, user and password.
+    let node_url = |node: &str| {
+        let mut u = parsed.clone();
+        let (host, port) = node.rsplit_once(':')?;
+        let port: u16 = port.parse().ok()?;
+        u.set_host(Some(host.trim_matches(['[', ']']))).ok()?;
+        u.set_port(Some(port)).ok()?;
+        Some(u.to_string())
+    };
+    let mut nodes = Vec::new();
+    for (i, node) in file.nodes.iter().enumerate() {
+        match node_url(node) {
+            Some(u) => nodes.push(u),
+            None => problems.add(
+                &format!("sessions.redis.nodes[{i}]"),
+                format!("`{node}` is not host:port"),
+            ),
+        }
+    }
+    let topology = match file.mode {
+        RedisModeFile::Standalone => Topology::Standalone { url: url.clone() },
+        RedisModeFile::Sentinel => {
+            let Some(master) = file.sentinel_master.clone().filter(|m| !m.is_empty()) else {
+                problems.add(
+                    "sessions.redis.sentinel_master",
+                    "required in sentinel mode",
+                );
+                return None;
+            };
+            if file.nodes.is_empty() {
+                problems.add("sessions.redis.nodes", "list the sentinels (host:port)");
+                return None;
+            }
+            Topology::Sentinel {
+                sentinels: nodes,
+                master,
+                url: url.clone(),
+            }
+        }
+        RedisModeFile::Cluster => {
+            if file.nodes.is_empty() {
+                problems.add(
+                    "sessions.redis.nodes",
+                    "list some cluster nodes (host:port)",
+                );
+                return None;
+            }
+            Topology::Cluster { nodes }
+        }
+    };
+    if file.connect_timeout.0 == 0 || file.response_timeout.0 == 0 {
+        problems.add("sessions.redis", "timeouts must be at least 1s");
+    }
+    Some(crate::store::redis::RedisSettings {
+        topology,
+        key_prefix: file.key_prefix.clone(),
+        connect_timeout: file.connect_timeout.duration(),
+        response_timeout: file.response_timeout.duration(),
+    })
 }
 
 /// Compiles every provider, reporting problems under `oidc_providers[N]`. A provider whose

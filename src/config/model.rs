@@ -169,6 +169,75 @@ pub struct SessionsFile {
     pub login_timeout: Seconds,
     /// Sign-ins in progress per browser (parallel tabs); older ones are dropped. Default: 3.
     pub max_pending_logins: usize,
+    /// Where sessions live: `memory` (this process; one replica) or `redis` (shared by every
+    /// replica; needs `sessions.redis` and `cookie_keys`). Default: `memory`. Read at start-up.
+    pub store: SessionStoreFile,
+    /// The Redis (or Valkey) server(s) for `store: redis`.
+    pub redis: Option<RedisFile>,
+}
+
+/// Where sessions live.
+#[derive(schemars::JsonSchema, Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStoreFile {
+    /// In this process's memory.
+    #[default]
+    Memory,
+    /// In Redis, shared by every replica.
+    Redis,
+}
+
+/// How Redis is deployed.
+#[derive(schemars::JsonSchema, Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisModeFile {
+    /// One server (`url`).
+    #[default]
+    Standalone,
+    /// Sentinels (`nodes`) that know the master `sentinel_master`.
+    Sentinel,
+    /// A Redis Cluster reached through seed nodes (`nodes`).
+    Cluster,
+}
+
+/// A Redis connection.
+#[derive(schemars::JsonSchema, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisFile {
+    /// `redis://[user:password@]host:port[/db]` or `rediss://` for TLS (secret: it may hold a
+    /// password; write `${REDIS_URL}`). Standalone: the server. Sentinel and Cluster: the
+    /// user, password and TLS every node is reached with (its host is not used).
+    pub url: Secret,
+    /// `standalone`, `sentinel` or `cluster`. Default: `standalone`.
+    #[serde(default)]
+    pub mode: RedisModeFile,
+    /// Sentinel mode: the name the sentinels monitor the master under.
+    pub sentinel_master: Option<String>,
+    /// Sentinel mode: the sentinels; cluster mode: seed nodes. `host:port` each.
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    /// Written before every key, so one Redis can serve several gateways. Default:
+    /// `authgate:`.
+    #[serde(default = "redis_key_prefix")]
+    pub key_prefix: String,
+    /// Longest wait for a connection. Default: 2s.
+    #[serde(default = "two_seconds")]
+    pub connect_timeout: Seconds,
+    /// Longest wait for an answer. Default: 1s.
+    #[serde(default = "one_second")]
+    pub response_timeout: Seconds,
+}
+
+fn redis_key_prefix() -> String {
+    "authgate:".into()
+}
+
+fn two_seconds() -> Seconds {
+    Seconds(2)
+}
+
+fn one_second() -> Seconds {
+    Seconds(1)
 }
 
 impl Default for SessionsFile {
@@ -180,6 +249,8 @@ impl Default for SessionsFile {
             refresh_before_expiry: Seconds(60),
             login_timeout: Seconds(600),
             max_pending_logins: 3,
+            store: SessionStoreFile::Memory,
+            redis: None,
         }
     }
 }

@@ -134,6 +134,12 @@ impl CookieKeys {
 
     /// Seals `plaintext` for the cookie `name` of `app`.
     pub fn seal(&self, app: &str, name: &str, plaintext: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(self.seal_bytes(app, name, plaintext))
+    }
+
+    /// Seals `plaintext` under the current key, bound to `app` and `name`: nonce, ciphertext
+    /// and tag as raw bytes (a store record; cookies use [`CookieKeys::seal`]).
+    pub fn seal_bytes(&self, app: &str, name: &str, plaintext: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         aws_lc_rs::rand::fill(&mut nonce).expect("the system random source is available");
         let mut data = plaintext.to_vec();
@@ -148,12 +154,16 @@ impl CookieKeys {
             .expect("sealing a cookie-sized buffer cannot fail");
         let mut out = nonce.to_vec();
         out.extend_from_slice(&data);
-        URL_SAFE_NO_PAD.encode(out)
+        out
     }
 
     /// Opens a sealed cookie value, under any key.
     pub fn open(&self, app: &str, name: &str, value: &str) -> Option<Vec<u8>> {
-        let raw = URL_SAFE_NO_PAD.decode(value).ok()?;
+        self.open_bytes(app, name, &URL_SAFE_NO_PAD.decode(value).ok()?)
+    }
+
+    /// Opens what [`CookieKeys::seal_bytes`] sealed, under any key.
+    pub fn open_bytes(&self, app: &str, name: &str, raw: &[u8]) -> Option<Vec<u8>> {
         if raw.len() < NONCE_LEN + 16 {
             return None;
         }

@@ -3,7 +3,9 @@
 
 pub mod cookie;
 pub mod memory;
+pub mod packed;
 pub mod record;
+pub mod shared;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,6 +16,17 @@ use async_trait::async_trait;
 use crate::jwt::ClaimSet;
 use crate::store::StoreResult;
 pub use record::UserRecord;
+
+/// A session's times as a store keeps them: milliseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredTimes {
+    /// When the tokens should be refreshed.
+    pub tokens_expire_at: u64,
+    /// When they were issued.
+    pub tokens_issued_at: u64,
+    /// The session's absolute end.
+    pub expires_at: u64,
+}
 
 /// Bytes in a session id: 128 random bits, as OWASP recommends (the cookie adds a MAC).
 pub const ID_LEN: usize = 16;
@@ -71,6 +84,34 @@ impl Session {
             tokens_issued_at: now_millis(),
             expires_at: millis(expires_at),
             last_used: AtomicU64::new(now_millis()),
+        }
+    }
+
+    /// A session as a store kept it: its times in milliseconds since the Unix epoch; the idle
+    /// timer starts now (the store keeps the idle deadline itself).
+    pub fn restore(
+        app: Arc<str>,
+        provider: Arc<str>,
+        user: UserRecord,
+        times: StoredTimes,
+    ) -> Session {
+        Session {
+            app,
+            provider,
+            user,
+            tokens_expire_at: times.tokens_expire_at,
+            tokens_issued_at: times.tokens_issued_at,
+            expires_at: times.expires_at,
+            last_used: AtomicU64::new(now_millis()),
+        }
+    }
+
+    /// The session's times, in milliseconds since the Unix epoch, for a store.
+    pub fn stored_times(&self) -> StoredTimes {
+        StoredTimes {
+            tokens_expire_at: self.tokens_expire_at,
+            tokens_issued_at: self.tokens_issued_at,
+            expires_at: self.expires_at,
         }
     }
 

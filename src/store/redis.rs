@@ -28,7 +28,7 @@ use super::{
 };
 
 /// How the servers are reached.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Topology {
     /// One server (or a proxy in front of several): `redis://` or `rediss://` URL.
     Standalone {
@@ -49,6 +49,19 @@ pub enum Topology {
         /// Seed nodes.
         nodes: Vec<String>,
     },
+}
+
+/// URLs may carry a password: only the mode and the number of nodes are shown.
+impl std::fmt::Debug for Topology {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Topology::Standalone { .. } => f.write_str("Standalone"),
+            Topology::Sentinel {
+                sentinels, master, ..
+            } => write!(f, "Sentinel({master}, {} sentinels)", sentinels.len()),
+            Topology::Cluster { nodes } => write!(f, "Cluster({} seed nodes)", nodes.len()),
+        }
+    }
 }
 
 /// How to connect.

@@ -26,6 +26,7 @@ mod protocols;
 mod readiness;
 mod refresh;
 mod reload_carry;
+mod replicas;
 mod routing;
 mod signin;
 mod slow_clients;

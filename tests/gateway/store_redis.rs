@@ -11,9 +11,9 @@ use authgate::store::{conformance, random_token, Records};
 use crate::common::free_port;
 
 /// A Redis process, stopped when dropped.
-struct Server {
-    child: Child,
-    port: u16,
+pub(crate) struct Server {
+    pub child: Child,
+    pub port: u16,
 }
 
 impl Drop for Server {
@@ -23,7 +23,7 @@ impl Drop for Server {
     }
 }
 
-fn redis_cli(port: u16, args: &[&str]) -> String {
+pub(crate) fn redis_cli(port: u16, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
         .args(["-p", &port.to_string()])
         .args(args)
@@ -40,7 +40,7 @@ fn wait_for(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
     }
 }
 
-fn start(dir: &std::path::Path, extra: &[&str]) -> Server {
+pub(crate) fn start(dir: &std::path::Path, extra: &[&str]) -> Server {
     let port = free_port();
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])

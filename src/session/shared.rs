@@ -1,0 +1,254 @@
+//! Sessions in a shared store (Redis), seen alike by every replica: sign in through one, be
+//! signed in on all; sign out on one, be signed out on all.
+//!
+//! - Each session is one sealed record ([`super::packed`]) whose life in the store is the
+//!   earlier of its absolute end and the idle timeout; the idle timeout is slid at most once per
+//!   [`RECHECK`] per replica, not written on every request.
+//! - A near cache keeps hot sessions in this process, so a signed-in request costs no round
+//!   trip. A change or end of a session is announced on a channel and every replica drops its
+//!   copy at once; a near copy is also re-checked against the store every [`RECHECK`], which
+//!   bounds how long a missed announcement could matter.
+//! - When the store cannot be reached, sessions in the near cache keep serving; a lookup that
+//!   needs the store fails as unavailable (a 503, never a sign-in loop).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+
+use super::{packed, Session, SessionId, SessionStore};
+use crate::config::Gateway;
+use crate::jwt::ClaimSet;
+use crate::store::{Changes, Records, StoreError, StoreResult};
+
+/// How often a replica re-checks (and slides) a session it holds near.
+pub const RECHECK: Duration = Duration::from_secs(5);
+
+/// The channel on which session changes are announced.
+const CHANNEL: &str = "sessions";
+
+/// A backend for shared sessions.
+pub trait Backend: Records + Changes + 'static {}
+impl<T: Records + Changes + 'static> Backend for T {}
+
+struct Near {
+    session: Arc<Session>,
+    checked: Instant,
+}
+
+/// Sessions in a shared store, with a near cache.
+pub struct SharedSessions {
+    backend: Arc<dyn Backend>,
+    config: Arc<ArcSwap<Gateway>>,
+    idle: Duration,
+    near: quick_cache::sync::Cache<SessionId, Arc<Near>>,
+    /// This replica's name on the channel, so it does not drop what it just stored.
+    replica: String,
+}
+
+fn hex(id: &SessionId) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<SessionId> {
+    let mut id = [0u8; super::ID_LEN];
+    if text.len() != id.len() * 2 {
+        return None;
+    }
+    for (i, byte) in id.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(id)
+}
+
+fn key(id: &SessionId) -> String {
+    format!("session:{}", hex(id))
+}
+
+impl SharedSessions {
+    /// Sessions in `backend`, sealed under the running configuration's cookie keys, at most
+    /// `near_capacity` of them held near. Listens for other replicas' changes from now on.
+    pub async fn start(
+        backend: Arc<dyn Backend>,
+        config: Arc<ArcSwap<Gateway>>,
+        near_capacity: u64,
+    ) -> StoreResult<Arc<SharedSessions>> {
+        let idle = config.load().sessions.idle_timeout;
+        let sessions = Arc::new(SharedSessions {
+            backend: backend.clone(),
+            config,
+            idle,
+            near: quick_cache::sync::Cache::new(near_capacity.try_into().unwrap_or(usize::MAX)),
+            replica: crate::store::random_token(),
+        });
+        let mut changes = backend.subscribe(CHANNEL).await?;
+        let listener = Arc::downgrade(&sessions);
+        tokio::spawn(async move {
+            loop {
+                let message = changes.recv().await;
+                let Some(sessions) = listener.upgrade() else {
+                    return;
+                };
+                match message {
+                    Ok(text) => {
+                        let Some((from, id)) = text.split_once(':') else {
+                            continue;
+                        };
+                        if from != sessions.replica {
+                            if let Some(id) = unhex(id) {
+                                sessions.near.remove(&id);
+                            }
+                        }
+                    }
+                    // Announcements were missed: nothing held near can be trusted.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        sessions.near.clear();
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(sessions)
+    }
+
+    fn keys(&self) -> StoreResult<Arc<super::cookie::CookieKeys>> {
+        self.config
+            .load()
+            .sessions
+            .cookie_keys
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable("no sessions.cookie_keys to seal with".into()))
+    }
+
+    /// How long the record lives from now: the earlier of the session's end and the idle
+    /// timeout. `None` once the session has ended.
+    fn life(&self, session: &Session) -> Option<Duration> {
+        let left = session.remaining().min(self.idle);
+        (!left.is_zero()).then_some(left)
+    }
+
+    async fn announce(&self, id: &SessionId) {
+        let message = format!("{}:{}", self.replica, hex(id));
+        if let Err(e) = self.backend.publish(CHANNEL, &message).await {
+            tracing::warn!(error = %e, "a session change could not be announced; other replicas notice within the re-check interval");
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for SharedSessions {
+    async fn get(&self, id: &SessionId) -> StoreResult<Option<Arc<Session>>> {
+        if let Some(near) = self.near.get(id) {
+            if near.session.remaining().is_zero() {
+                self.near.remove(id);
+                return Ok(None);
+            }
+            if near.checked.elapsed() < RECHECK {
+                return Ok(Some(near.session.clone()));
+            }
+            // Due for a re-check: still there (ended elsewhere, its announcement missed)?
+            // The same call slides the idle timeout.
+            let life = self.life(&near.session).unwrap_or(Duration::from_millis(1));
+            return match self.backend.touch(&key(id), life).await {
+                Ok(true) => {
+                    let session = near.session.clone();
+                    self.near.insert(
+                        *id,
+                        Arc::new(Near {
+                            session: session.clone(),
+                            checked: Instant::now(),
+                        }),
+                    );
+                    Ok(Some(session))
+                }
+                Ok(false) => {
+                    self.near.remove(id);
+                    Ok(None)
+                }
+                // The store is away: what is held near keeps serving.
+                Err(e) => {
+                    tracing::warn!(error = %e, "session re-check failed; serving the near copy");
+                    Ok(Some(near.session.clone()))
+                }
+            };
+        }
+        let Some(bytes) = self.backend.get(&key(id)).await? else {
+            return Ok(None);
+        };
+        let Some(session) = packed::open(&*self.keys()?, id, &bytes) else {
+            return Ok(None);
+        };
+        let Some(life) = self.life(&session) else {
+            return Ok(None);
+        };
+        // The first use here slides the idle timeout too.
+        self.backend.touch(&key(id), life).await?;
+        let session = Arc::new(session);
+        self.near.insert(
+            *id,
+            Arc::new(Near {
+                session: session.clone(),
+                checked: Instant::now(),
+            }),
+        );
+        Ok(Some(session))
+    }
+
+    async fn put(&self, id: SessionId, session: Arc<Session>) -> StoreResult<()> {
+        let Some(life) = self.life(&session) else {
+            return Ok(());
+        };
+        let sealed = packed::seal(&*self.keys()?, &id, &session);
+        self.backend.put(&key(&id), &sealed, life).await?;
+        if let Some(sub) = session
+            .user
+            .claim("sub")
+            .and_then(|v| v.as_str().map(str::to_string))
+        {
+            let _ = self
+                .backend
+                .index_add(&format!("user:{sub}"), &hex(&id), session.remaining())
+                .await;
+        }
+        self.near.insert(
+            id,
+            Arc::new(Near {
+                session,
+                checked: Instant::now(),
+            }),
+        );
+        self.announce(&id).await;
+        Ok(())
+    }
+
+    async fn remove(&self, id: &SessionId) -> StoreResult<()> {
+        self.near.remove(id);
+        self.backend.delete(&key(id)).await?;
+        self.announce(id).await;
+        Ok(())
+    }
+
+    async fn health(&self) -> Result<String, String> {
+        match self.backend.get("health-probe").await {
+            Ok(_) => Ok(format!(
+                "shared store reachable, {} session(s) held near",
+                self.near.len()
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_through_their_text() {
+        let id = [0xab; 16];
+        assert_eq!(unhex(&hex(&id)), Some(id));
+        assert_eq!(unhex("zz"), None);
+        assert_eq!(unhex(&"g".repeat(32)), None);
+    }
+}

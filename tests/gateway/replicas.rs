@@ -1,0 +1,195 @@
+//! Two real gateways sharing one real Redis for their sessions: a sign-in through one is a
+//! sign-in on both, a sign-out on one ends the session on both within a second, and Redis
+//! that stops answering gives 503s (never a sign-in loop) while sessions held near keep
+//! serving, and everything resumes when it answers again.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::browser::Browser;
+use crate::common::{Gateway, Origin};
+use crate::idp::TestIdp;
+use crate::store_redis::start;
+
+struct Replicas {
+    _origin: Origin,
+    _idp: TestIdp,
+    redis: crate::store_redis::Server,
+    _dir: tempfile::TempDir,
+    a: Gateway,
+    b: Gateway,
+}
+
+async fn replicas() -> Replicas {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = start(dir.path(), &[]);
+    let origin = Origin::start().await;
+    let idp = TestIdp::start().await;
+    let config = format!(
+        "oidc_providers:\n{}sessions:\n  cookie_keys: ['a-cookie-key-shared-by-the-replicas-0123456789']\n  store: redis\n  redis: {{url: 'redis://127.0.0.1:{}/', key_prefix: 'replicas-test:'}}\napps:\n  - {{id: app, host: app.test, origin: {{url: '{}'}}}}\n",
+        idp.provider_yaml(""),
+        redis.port,
+        origin.url()
+    );
+    let a = Gateway::start(&config).await;
+    let b = Gateway::start(&config).await;
+    Replicas {
+        _origin: origin,
+        _idp: idp,
+        redis,
+        _dir: dir,
+        a,
+        b,
+    }
+}
+
+fn url(gw: &Gateway, path: &str) -> String {
+    format!("http://app.test:{}{path}", gw.addr.port())
+}
+
+/// A browser on replica `gw` holding `jar`'s cookies.
+fn browser_on(gw: &Gateway, jar: &Browser) -> Browser {
+    let mut b = Browser::new("app.test", gw.addr);
+    b.jar = jar.jar.clone();
+    b
+}
+
+#[tokio::test]
+async fn a_sign_in_on_one_replica_holds_on_the_other_and_a_sign_out_ends_it_on_both() {
+    let r = replicas().await;
+    let mut on_a = Browser::new("app.test", r.a.addr);
+    let hops = on_a.follow(&url(&r.a, "/private")).await;
+    assert_eq!(hops.last().unwrap().status, 200, "signed in through A");
+    let mut on_b = browser_on(&r.b, &on_a);
+    let page = on_b.get(&url(&r.b, "/private")).await;
+    assert_eq!(page.status, 200, "the same cookie is signed in on B");
+    // A holds the session near; B ends it.
+    assert_eq!(on_a.get(&url(&r.a, "/private")).await.status, 200);
+    let out = on_b
+        .request(
+            "GET",
+            &url(&r.b, "/_auth/logout"),
+            &[("sec-fetch-site", "same-origin")],
+        )
+        .await;
+    assert_eq!(out.status, 302);
+    let ended = Instant::now();
+    let mut on_a_again = browser_on(&r.a, &on_a);
+    loop {
+        let status = on_a_again.get(&url(&r.a, "/private")).await.status;
+        if status == 302 {
+            eprintln!(
+                "the sign-out on B was honoured on A after {:?}",
+                ended.elapsed()
+            );
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            ended.elapsed() < Duration::from_secs(1),
+            "A still honoured the session after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Nothing readable about the user in Redis.
+    let dump =
+        crate::store_redis::redis_cli(r.redis.port, &["--no-raw", "KEYS", "replicas-test:*"]);
+    assert!(!dump.contains("user@example.com"), "{dump}");
+}
+
+#[tokio::test]
+async fn redis_away_means_503_not_a_sign_in_loop_and_service_resumes() {
+    let r = replicas().await;
+    let mut on_a = Browser::new("app.test", r.a.addr);
+    assert_eq!(
+        on_a.follow(&url(&r.a, "/private"))
+            .await
+            .last()
+            .unwrap()
+            .status,
+        200
+    );
+    // Redis stops answering (paused, its data kept).
+    let pid = r.redis.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    // A holds the session near: it keeps serving.
+    assert_eq!(on_a.get(&url(&r.a, "/private")).await.status, 200);
+    // B has never seen it: it cannot know, and says so.
+    let mut on_b = browser_on(&r.b, &on_a);
+    let cold = on_b.get(&url(&r.b, "/private")).await;
+    assert_eq!(cold.status, 503, "{}", cold.body);
+    let api = on_b
+        .request(
+            "GET",
+            &url(&r.b, "/private"),
+            &[("accept", "application/json")],
+        )
+        .await;
+    assert_eq!(api.status, 503);
+    assert!(
+        api.body.contains("session_store_unavailable"),
+        "{}",
+        api.body
+    );
+    let (status, report) = r.b.readiness().await;
+    assert_eq!(status, 503, "{report:#}");
+    assert!(report.to_string().contains("session_store"), "{report:#}");
+    // Redis answers again: B serves the session, without a restart.
+    assert!(Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let back = Instant::now();
+    loop {
+        let status = on_b.get(&url(&r.b, "/private")).await.status;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "B did not recover: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn sessions_outlive_every_replica() {
+    let r = replicas().await;
+    let mut on_a = Browser::new("app.test", r.a.addr);
+    assert_eq!(
+        on_a.follow(&url(&r.a, "/private"))
+            .await
+            .last()
+            .unwrap()
+            .status,
+        200
+    );
+    let Replicas {
+        _origin,
+        _idp,
+        redis,
+        _dir,
+        a,
+        b,
+        ..
+    } = r;
+    let config = std::fs::read_to_string(&a.config_path).unwrap();
+    let apps_and_more = config.split_once("oidc_providers:").unwrap().1.to_string();
+    // Every replica goes; a new one starts with the same configuration.
+    drop(a);
+    drop(b);
+    let c = Gateway::start(&format!("oidc_providers:{apps_and_more}")).await;
+    let mut on_c = browser_on(&c, &on_a);
+    assert_eq!(
+        on_c.get(&url(&c, "/private")).await.status,
+        200,
+        "the session survived"
+    );
+    drop(redis);
+}
