@@ -83,6 +83,79 @@ impl Refresher {
         else {
             return Lookup::Valid(session);
         };
+        // Sessions shared by replicas: exactly one of them refreshes (a rotating refresh token
+        // must be used once); the others wait for what it stores.
+        let lease = match store.leases() {
+            None => None,
+            Some(leases) => {
+                let name = format!("refresh:{}", lease_name(&id));
+                match leases.acquire(&name, REFRESH_LEASE).await {
+                    Ok(Some(lease)) => {
+                        // Another replica may have refreshed just before the lease came free.
+                        if let Ok(Some(now)) = store.get(&id).await {
+                            if now.tokens_issued_at() > session.tokens_issued_at() {
+                                let _ = leases.release(&lease).await;
+                                return Lookup::Valid(now);
+                            }
+                        }
+                        Some((leases, lease))
+                    }
+                    Ok(None) => return self.await_winner(store, &id, session).await,
+                    // Cannot coordinate: serve with the tokens held; a later request retries.
+                    Err(e) => {
+                        tracing::warn!(app = %app.id, error = %e, "refresh deferred: the refresh lease cannot be taken");
+                        return Lookup::Valid(session);
+                    }
+                }
+            }
+        };
+        let refresh_token = refresh_token.to_string();
+        let outcome = self
+            .refresh(app, store, id, session, provider, &refresh_token)
+            .await;
+        if let Some((leases, lease)) = lease {
+            let _ = leases.release(&lease).await;
+        }
+        outcome
+    }
+
+    /// Another replica holds the refresh lease: wait (at most the lease's life) for the
+    /// session it stores with new tokens, or for the session's end.
+    async fn await_winner(
+        &self,
+        store: &dyn SessionStore,
+        id: &SessionId,
+        session: Arc<Session>,
+    ) -> Lookup {
+        let issued = session.tokens_issued_at();
+        let deadline = Instant::now() + REFRESH_LEASE;
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            match store.get(id).await {
+                Ok(Some(now)) if now.tokens_issued_at() > issued => return Lookup::Valid(now),
+                Ok(Some(_)) => {}
+                Ok(None) => return Lookup::Missing,
+                Err(_) => return Lookup::Unavailable,
+            }
+        }
+        // The winner took too long: the tokens held still serve until they expire.
+        if SystemTime::now() < session.tokens_expire_at() {
+            Lookup::Valid(session)
+        } else {
+            Lookup::Unavailable
+        }
+    }
+
+    /// Uses the refresh token and stores the outcome.
+    async fn refresh(
+        &self,
+        app: &App,
+        store: &dyn SessionStore,
+        id: SessionId,
+        session: Arc<Session>,
+        provider: &crate::oidc::Provider,
+        refresh_token: &str,
+    ) -> Lookup {
         match provider.refresh(refresh_token, &session.user).await {
             Ok(signed) => {
                 self.retry.invalidate(&id);
@@ -120,6 +193,14 @@ impl Refresher {
             }
         }
     }
+}
+
+/// How long one replica may hold a session's refresh (a provider round trip with its
+/// timeouts fits well within it).
+const REFRESH_LEASE: Duration = Duration::from_secs(15);
+
+fn lease_name(id: &SessionId) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Failures that say nothing about the grant: the provider was away or broken for a moment.

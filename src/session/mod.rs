@@ -186,6 +186,11 @@ pub trait SessionStore: Send + Sync {
     async fn remove(&self, id: &SessionId) -> StoreResult<()>;
     /// Whether the store serves now (for readiness): `Ok` with what it is, `Err` with why not.
     async fn health(&self) -> Result<String, String>;
+    /// Leases shared with the other replicas, when sessions are shared (so exactly one
+    /// replica refreshes a session); `None` for a store only this process sees.
+    fn leases(&self) -> Option<&dyn crate::store::Leases> {
+        None
+    }
 }
 
 fn millis(t: SystemTime) -> u64 {

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use super::{packed, Session, SessionId, SessionStore};
 use crate::config::Gateway;
 use crate::jwt::ClaimSet;
-use crate::store::{Changes, Records, StoreError, StoreResult};
+use crate::store::{Changes, Leases, Records, StoreError, StoreResult};
 
 /// How often a replica re-checks (and slides) a session it holds near.
 pub const RECHECK: Duration = Duration::from_secs(5);
@@ -29,8 +29,15 @@ pub const RECHECK: Duration = Duration::from_secs(5);
 const CHANNEL: &str = "sessions";
 
 /// A backend for shared sessions.
-pub trait Backend: Records + Changes + 'static {}
-impl<T: Records + Changes + 'static> Backend for T {}
+pub trait Backend: Records + Changes + Leases + 'static {
+    /// The same backend as leases.
+    fn as_leases(&self) -> &dyn Leases;
+}
+impl<T: Records + Changes + Leases + 'static> Backend for T {
+    fn as_leases(&self) -> &dyn Leases {
+        self
+    }
+}
 
 struct Near {
     session: Arc<Session>,
@@ -227,6 +234,10 @@ impl SessionStore for SharedSessions {
         self.backend.delete(&key(id)).await?;
         self.announce(id).await;
         Ok(())
+    }
+
+    fn leases(&self) -> Option<&dyn Leases> {
+        Some(self.backend.as_leases())
     }
 
     async fn health(&self) -> Result<String, String> {

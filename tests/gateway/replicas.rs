@@ -13,7 +13,7 @@ use crate::store_redis::start;
 
 struct Replicas {
     _origin: Origin,
-    _idp: TestIdp,
+    idp: TestIdp,
     redis: crate::store_redis::Server,
     _dir: tempfile::TempDir,
     a: Gateway,
@@ -21,12 +21,21 @@ struct Replicas {
 }
 
 async fn replicas() -> Replicas {
+    replicas_with("", |_| {}).await
+}
+
+/// Two replicas, with more `sessions` keys and the provider's knobs set first.
+async fn replicas_with(
+    sessions_extra: &str,
+    knobs: impl FnOnce(&mut crate::idp::Knobs),
+) -> Replicas {
     let dir = tempfile::tempdir().unwrap();
     let redis = start(dir.path(), &[]);
     let origin = Origin::start().await;
     let idp = TestIdp::start().await;
+    idp.set(knobs);
     let config = format!(
-        "oidc_providers:\n{}sessions:\n  cookie_keys: ['a-cookie-key-shared-by-the-replicas-0123456789']\n  store: redis\n  redis: {{url: 'redis://127.0.0.1:{}/', key_prefix: 'replicas-test:'}}\napps:\n  - {{id: app, host: app.test, origin: {{url: '{}'}}}}\n",
+        "oidc_providers:\n{}sessions:\n  cookie_keys: ['a-cookie-key-shared-by-the-replicas-0123456789']\n  {sessions_extra}\n  store: redis\n  redis: {{url: 'redis://127.0.0.1:{}/', key_prefix: 'replicas-test:'}}\napps:\n  - {{id: app, host: app.test, origin: {{url: '{}'}}}}\n",
         idp.provider_yaml(""),
         redis.port,
         origin.url()
@@ -35,7 +44,7 @@ async fn replicas() -> Replicas {
     let b = Gateway::start(&config).await;
     Replicas {
         _origin: origin,
-        _idp: idp,
+        idp,
         redis,
         _dir: dir,
         a,
@@ -172,7 +181,7 @@ async fn sessions_outlive_every_replica() {
     );
     let Replicas {
         _origin,
-        _idp,
+        idp: _idp,
         redis,
         _dir,
         a,
@@ -192,4 +201,45 @@ async fn sessions_outlive_every_replica() {
         "the session survived"
     );
     drop(redis);
+}
+
+#[tokio::test]
+async fn a_due_refresh_is_made_once_across_replicas() {
+    let r = replicas_with("refresh_before_expiry: 0s", |k| {
+        k.expires_in = Some(2);
+        k.refreshed_expires_in = Some(3600);
+    })
+    .await;
+    let mut on_a = Browser::new("app.test", r.a.addr);
+    assert_eq!(
+        on_a.follow(&url(&r.a, "/private"))
+            .await
+            .last()
+            .unwrap()
+            .status,
+        200
+    );
+    let on_b = browser_on(&r.b, &on_a);
+    // Both replicas hold the session near.
+    let mut warm_b = browser_on(&r.b, &on_a);
+    assert_eq!(warm_b.get(&url(&r.b, "/private")).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // The tokens are due: 20 requests at once, half on each replica.
+    let requests = (0..20).map(|i| {
+        let (gw, jar) = if i % 2 == 0 {
+            (&r.a, &on_a)
+        } else {
+            (&r.b, &on_b)
+        };
+        let mut browser = browser_on(gw, jar);
+        let target = url(gw, &format!("/private/{i}"));
+        async move { browser.get(&target).await.status }
+    });
+    let statuses = futures_util::future::join_all(requests).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(
+        r.idp.refresh_calls(),
+        1,
+        "one refresh for the 20 requests on two replicas"
+    );
 }
