@@ -19,6 +19,8 @@ pub struct Metrics {
     sign_ins: IntCounterVec,
     sign_outs: IntCounterVec,
     refreshes: IntCounterVec,
+    store_seconds: HistogramVec,
+    store_errors: IntCounterVec,
     sources: std::sync::Mutex<Vec<Source>>,
 }
 
@@ -84,7 +86,26 @@ impl Metrics {
              goes on), ended (refused; the session ends).",
             &["app", "outcome"],
         );
-        for family in [&sign_ins, &sign_outs, &refreshes] {
+        let store_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "store_duration_seconds",
+                "Round trips to the shared store (Redis) by operation.",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+            &["op"],
+        )
+        .expect("constant metric definition");
+        let store_errors = counter_vec(
+            "store_errors_total",
+            "Shared-store (Redis) operations that failed (unreachable, timed out, refused).",
+            &["op"],
+        );
+        registry
+            .register(Box::new(store_seconds.clone()))
+            .expect("registered once");
+        for family in [&sign_ins, &sign_outs, &refreshes, &store_errors] {
             registry
                 .register(Box::new(family.clone()))
                 .expect("registered once");
@@ -110,6 +131,8 @@ impl Metrics {
             sign_ins,
             sign_outs,
             refreshes,
+            store_seconds,
+            store_errors,
             sources: std::sync::Mutex::new(Vec::new()),
         }
     }
@@ -129,6 +152,14 @@ impl Metrics {
     /// Counts a sign-out.
     pub fn sign_out(&self, app: &str) {
         self.sign_outs.with_label_values(&[app]).inc();
+    }
+
+    /// Records one shared-store operation: how long it took and whether it failed.
+    pub fn store_call(&self, op: &str, seconds: f64, failed: bool) {
+        self.store_seconds.with_label_values(&[op]).observe(seconds);
+        if failed {
+            self.store_errors.with_label_values(&[op]).inc();
+        }
     }
 
     /// Counts a token refresh's outcome.

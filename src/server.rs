@@ -145,7 +145,7 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
             (memory.clone(), Some(memory))
         }
         Some(settings) => (
-            shared_sessions(settings, config.clone(), max_sessions)?,
+            shared_sessions(settings, config.clone(), max_sessions, metrics.clone())?,
             None,
         ),
     };
@@ -324,6 +324,7 @@ fn shared_sessions(
     settings: crate::store::redis::RedisSettings,
     config: Arc<ArcSwap<Gateway>>,
     near_capacity: u64,
+    metrics: Arc<Metrics>,
 ) -> Result<Arc<crate::session::shared::SharedSessions>, StartError> {
     let runtime = match STORE_RUNTIME.get() {
         Some(runtime) => runtime,
@@ -340,7 +341,9 @@ fn shared_sessions(
     tracing::info!(topology = ?settings.topology, "connecting to the session store");
     runtime
         .block_on(async {
-            let backend = crate::store::redis::RedisStore::connect(settings).await?;
+            let backend = crate::store::redis::RedisStore::connect(settings)
+                .await?
+                .with_metrics(metrics);
             crate::session::shared::SharedSessions::start(Arc::new(backend), config, near_capacity)
                 .await
         })

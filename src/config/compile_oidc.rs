@@ -123,7 +123,8 @@ fn redis_settings(
         let mut u = parsed.clone();
         let (host, port) = node.rsplit_once(':')?;
         let port: u16 = port.parse().ok()?;
-        u.set_host(Some(host.trim_matches(['[', ']']))).ok()?;
+        // IPv6 is written in brackets, as in a URL.
+        u.set_host(Some(host)).ok()?;
         u.set_port(Some(port)).ok()?;
         Some(u.to_string())
     };
@@ -360,5 +361,85 @@ apps:
         ] {
             assert!(err.contains(field), "{field} missing from:\n{err}");
         }
+    }
+
+    const APP: &str = "apps: [{id: a, host: a.test, origin: {url: 'http://127.0.0.1:9'}}]\n";
+
+    #[test]
+    fn a_redis_store_needs_its_connection_and_shared_keys() {
+        let err = from_yaml(&format!("sessions: {{store: redis}}\n{APP}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sessions.redis"), "{err}");
+        let err = from_yaml(&format!(
+            "sessions: {{store: redis, redis: {{url: 'redis://127.0.0.1:6379'}}}}\n{APP}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("sessions.cookie_keys"), "{err}");
+        assert!(err.contains("required with `store: redis`"), "{err}");
+    }
+
+    #[test]
+    fn redis_settings_are_checked_without_repeating_the_url() {
+        let keys = "cookie_keys: ['a-cookie-key-for-the-tests-0123456789']";
+        for (redis, field) in [
+            ("{url: 'http://user:hunter2@x:1'}", "sessions.redis.url"),
+            (
+                "{url: 'redis://:hunter2@x:1', mode: sentinel, nodes: ['s:26379']}",
+                "sessions.redis.sentinel_master",
+            ),
+            (
+                "{url: 'redis://x:1', mode: sentinel, sentinel_master: m}",
+                "sessions.redis.nodes",
+            ),
+            (
+                "{url: 'redis://x:1', mode: cluster}",
+                "sessions.redis.nodes",
+            ),
+            (
+                "{url: 'redis://x:1', mode: cluster, nodes: ['no-port']}",
+                "sessions.redis.nodes[0]",
+            ),
+        ] {
+            let err = from_yaml(&format!(
+                "sessions: {{{keys}, store: redis, redis: {redis}}}\n{APP}"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(field), "{field} missing for {redis}:\n{err}");
+            assert!(
+                !err.contains("hunter2"),
+                "the password was repeated:\n{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn sentinel_and_cluster_nodes_are_reached_with_the_urls_credentials() {
+        use crate::store::redis::Topology;
+        let keys = "cookie_keys: ['a-cookie-key-for-the-tests-0123456789']";
+        let gw = from_yaml(&format!(
+            "sessions: {{{keys}, store: redis, redis: {{url: 'rediss://u:pw@ignored:6379/2', mode: sentinel, sentinel_master: primary, nodes: ['10.0.0.5:26379', '[::1]:26380']}}}}\n{APP}"
+        ))
+        .unwrap();
+        let settings = gw.sessions.redis.as_ref().unwrap();
+        let Topology::Sentinel {
+            sentinels, master, ..
+        } = &settings.topology
+        else {
+            panic!("{:?}", settings.topology);
+        };
+        assert_eq!(master, "primary");
+        assert_eq!(
+            sentinels,
+            &[
+                "rediss://u:pw@10.0.0.5:26379/2",
+                "rediss://u:pw@[::1]:26380/2"
+            ]
+        );
+        assert_eq!(settings.key_prefix, "authgate:");
+        // The password never shows in the settings' debug form.
+        assert!(!format!("{settings:?}").contains("pw"));
     }
 }

@@ -91,6 +91,7 @@ struct SentinelConnection {
 
 /// Every store trait, on Redis.
 pub struct RedisStore {
+    metrics: Option<Arc<crate::metrics::Metrics>>,
     connection: Connection,
     settings: RedisSettings,
     release: Script,
@@ -165,6 +166,7 @@ impl RedisStore {
             }
         };
         Ok(RedisStore {
+            metrics: None,
             connection,
             settings,
             release: Script::new(
@@ -181,11 +183,34 @@ impl RedisStore {
         })
     }
 
+    /// Records each operation's duration and failures in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> RedisStore {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    async fn timed<T>(
+        &self,
+        op: &'static str,
+        call: impl std::future::Future<Output = StoreResult<T>>,
+    ) -> StoreResult<T> {
+        let started = std::time::Instant::now();
+        let result = call.await;
+        if let Some(metrics) = &self.metrics {
+            metrics.store_call(op, started.elapsed().as_secs_f64(), result.is_err());
+        }
+        result
+    }
+
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.settings.key_prefix)
     }
 
-    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> StoreResult<T> {
+    async fn query<T: FromRedisValue>(&self, op: &'static str, cmd: &Cmd) -> StoreResult<T> {
+        self.timed(op, self.query_untimed(cmd)).await
+    }
+
+    async fn query_untimed<T: FromRedisValue>(&self, cmd: &Cmd) -> StoreResult<T> {
         match &self.connection {
             Connection::Standalone(c) => cmd.query_async(&mut c.clone()).await.map_err(unavailable),
             Connection::Cluster(c) => cmd.query_async(&mut c.clone()).await.map_err(unavailable),
@@ -205,6 +230,16 @@ impl RedisStore {
     }
 
     async fn script<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        script: &Script,
+        key: &str,
+        args: &[&str],
+    ) -> StoreResult<T> {
+        self.timed(op, self.script_untimed(script, key, args)).await
+    }
+
+    async fn script_untimed<T: FromRedisValue>(
         &self,
         script: &Script,
         key: &str,
@@ -291,11 +326,13 @@ impl SentinelConnection {
 #[async_trait]
 impl Records for RedisStore {
     async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        self.query(redis::cmd("GET").arg(self.key(key))).await
+        self.query("get", redis::cmd("GET").arg(self.key(key)))
+            .await
     }
 
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<()> {
         self.query(
+            "set",
             redis::cmd("SET")
                 .arg(self.key(key))
                 .arg(value)
@@ -306,26 +343,36 @@ impl Records for RedisStore {
     }
 
     async fn touch(&self, key: &str, ttl: Duration) -> StoreResult<bool> {
-        self.query(redis::cmd("PEXPIRE").arg(self.key(key)).arg(millis(ttl)))
-            .await
+        self.query(
+            "pexpire",
+            redis::cmd("PEXPIRE").arg(self.key(key)).arg(millis(ttl)),
+        )
+        .await
     }
 
     async fn delete(&self, key: &str) -> StoreResult<bool> {
-        let removed: u64 = self.query(redis::cmd("DEL").arg(self.key(key))).await?;
+        let removed: u64 = self
+            .query("del", redis::cmd("DEL").arg(self.key(key)))
+            .await?;
         Ok(removed > 0)
     }
 
     async fn index_add(&self, index: &str, member: &str, ttl: Duration) -> StoreResult<()> {
         let ttl = millis(ttl).to_string();
         let _: i64 = self
-            .script(&self.index_add, &self.key(index), &[member, &ttl])
+            .script(
+                "index_add",
+                &self.index_add,
+                &self.key(index),
+                &[member, &ttl],
+            )
             .await?;
         Ok(())
     }
 
     async fn index_members(&self, index: &str) -> StoreResult<Vec<String>> {
         let mut members: Vec<String> = self
-            .query(redis::cmd("SMEMBERS").arg(self.key(index)))
+            .query("smembers", redis::cmd("SMEMBERS").arg(self.key(index)))
             .await?;
         members.sort_unstable();
         Ok(members)
@@ -333,7 +380,7 @@ impl Records for RedisStore {
 
     async fn index_remove(&self, index: &str, member: &str) -> StoreResult<()> {
         let _: i64 = self
-            .query(redis::cmd("SREM").arg(self.key(index)).arg(member))
+            .query("srem", redis::cmd("SREM").arg(self.key(index)).arg(member))
             .await?;
         Ok(())
     }
@@ -344,6 +391,7 @@ impl SingleUse for RedisStore {
     async fn claim(&self, key: &str, ttl: Duration) -> StoreResult<bool> {
         let set: Option<String> = self
             .query(
+                "set",
                 redis::cmd("SET")
                     .arg(self.key(key))
                     .arg(1)
@@ -362,6 +410,7 @@ impl Leases for RedisStore {
         let token = random_token();
         let set: Option<String> = self
             .query(
+                "set",
                 redis::cmd("SET")
                     .arg(self.key(name))
                     .arg(&token)
@@ -378,7 +427,12 @@ impl Leases for RedisStore {
 
     async fn release(&self, lease: &Lease) -> StoreResult<bool> {
         let removed: i64 = self
-            .script(&self.release, &self.key(&lease.name), &[&lease.token])
+            .script(
+                "release",
+                &self.release,
+                &self.key(&lease.name),
+                &[&lease.token],
+            )
             .await?;
         Ok(removed > 0)
     }
@@ -391,7 +445,10 @@ const CHANNEL_DEPTH: usize = 1024;
 impl Changes for RedisStore {
     async fn publish(&self, channel: &str, message: &str) -> StoreResult<()> {
         let _: i64 = self
-            .query(redis::cmd("PUBLISH").arg(self.key(channel)).arg(message))
+            .query(
+                "publish",
+                redis::cmd("PUBLISH").arg(self.key(channel)).arg(message),
+            )
             .await?;
         Ok(())
     }

@@ -100,6 +100,15 @@ async fn a_sign_in_on_one_replica_holds_on_the_other_and_a_sign_out_ends_it_on_b
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The store's round trips are measured.
+    let metrics = crate::common::get(r.a.admin, "/metrics", "admin")
+        .await
+        .unwrap()
+        .body;
+    assert!(
+        metrics.contains("authgate_store_duration_seconds_count{op=\"get\"}"),
+        "{metrics}"
+    );
     // Nothing readable about the user in Redis.
     let dump =
         crate::store_redis::redis_cli(r.redis.port, &["--no-raw", "KEYS", "replicas-test:*"]);
@@ -143,6 +152,14 @@ async fn redis_away_means_503_not_a_sign_in_loop_and_service_resumes() {
         api.body.contains("session_store_unavailable"),
         "{}",
         api.body
+    );
+    let metrics = crate::common::get(r.b.admin, "/metrics", "admin")
+        .await
+        .unwrap()
+        .body;
+    assert!(
+        metrics.contains("authgate_store_errors_total{op=\"get\"}"),
+        "{metrics}"
     );
     let (status, report) = r.b.readiness().await;
     assert_eq!(status, 503, "{report:#}");
