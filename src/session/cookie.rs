@@ -31,6 +31,7 @@ struct KeyMaterial {
     mac: hmac::Key,
     seal: LessSafeKey,
     csrf: hmac::Key,
+    index: hmac::Key,
 }
 
 /// The keys that sign session cookies and seal login cookies; the first is current.
@@ -55,9 +56,11 @@ impl CookieKeys {
                 let mac_key = derive(b"authgate session cookie mac");
                 let seal_key = derive(b"authgate login cookie seal");
                 let csrf_key = derive(b"authgate form token mac");
+                let index_key = derive(b"authgate store index names");
                 KeyMaterial {
                     mac: hmac::Key::new(hmac::HMAC_SHA256, mac_key.as_ref()),
                     csrf: hmac::Key::new(hmac::HMAC_SHA256, csrf_key.as_ref()),
+                    index: hmac::Key::new(hmac::HMAC_SHA256, index_key.as_ref()),
                     seal: LessSafeKey::new(
                         UnboundKey::new(&AES_256_GCM, seal_key.as_ref())
                             .expect("a 32-byte key is a valid AES-256 key"),
@@ -72,6 +75,13 @@ impl CookieKeys {
     pub fn ephemeral() -> CookieKeys {
         let secret = super::new_id();
         CookieKeys::new([&secret[..]])
+    }
+
+    /// The name a store index for `text` (a user's `sub`) goes under: a MAC under the current
+    /// key, so a store dump does not list who is signed in.
+    pub fn index_name(&self, text: &str) -> String {
+        let tag = hmac::sign(&self.keys[0].index, text.as_bytes());
+        URL_SAFE_NO_PAD.encode(&tag.as_ref()[..16])
     }
 
     /// The session cookie value for `id` in `app`.

@@ -206,16 +206,19 @@ impl SessionStore for SharedSessions {
         let Some(life) = self.life(&session) else {
             return Ok(());
         };
-        let sealed = packed::seal(&*self.keys()?, &id, &session);
+        let keys = self.keys()?;
+        let sealed = packed::seal(&keys, &id, &session);
         self.backend.put(&key(&id), &sealed, life).await?;
         if let Some(sub) = session
             .user
             .claim("sub")
             .and_then(|v| v.as_str().map(str::to_string))
         {
+            // Under a MAC of the `sub`: the store does not name its users.
+            let index = format!("user:{}", keys.index_name(&sub));
             let _ = self
                 .backend
-                .index_add(&format!("user:{sub}"), &hex(&id), session.remaining())
+                .index_add(&index, &hex(&id), session.remaining())
                 .await;
         }
         self.near.insert(

@@ -52,6 +52,14 @@ async fn replicas_with(
     }
 }
 
+/// A browser signed in through replica A.
+async fn signed_in_on_a(r: &Replicas) -> Browser {
+    let mut on_a = Browser::new("app.test", r.a.addr);
+    let hops = on_a.follow(&url(&r.a, "/private")).await;
+    assert_eq!(hops.last().unwrap().status, 200, "signed in through A");
+    on_a
+}
+
 fn url(gw: &Gateway, path: &str) -> String {
     format!("http://app.test:{}{path}", gw.addr.port())
 }
@@ -72,6 +80,23 @@ async fn a_sign_in_on_one_replica_holds_on_the_other_and_a_sign_out_ends_it_on_b
     let mut on_b = browser_on(&r.b, &on_a);
     let page = on_b.get(&url(&r.b, "/private")).await;
     assert_eq!(page.status, 200, "the same cookie is signed in on B");
+    // Nothing readable about the user in Redis: every value, dumped.
+    let keys = crate::store_redis::redis_cli(r.redis.port, &["KEYS", "replicas-test:*"]);
+    assert!(
+        keys.contains("session:") && keys.contains("user:"),
+        "{keys}"
+    );
+    // Key names included: they must not name the user either.
+    let mut dump = keys.clone();
+    for key in keys.lines() {
+        dump.push_str(&crate::store_redis::redis_cli(
+            r.redis.port,
+            &["--no-raw", "DUMP", key],
+        ));
+    }
+    for secret in ["user@example.com", "user-1", "refresh", "staff"] {
+        assert!(!dump.contains(secret), "{secret} readable in Redis");
+    }
     // A holds the session near; B ends it.
     assert_eq!(on_a.get(&url(&r.a, "/private")).await.status, 200);
     let out = on_b
@@ -109,24 +134,12 @@ async fn a_sign_in_on_one_replica_holds_on_the_other_and_a_sign_out_ends_it_on_b
         metrics.contains("authgate_store_duration_seconds_count{op=\"get\"}"),
         "{metrics}"
     );
-    // Nothing readable about the user in Redis.
-    let dump =
-        crate::store_redis::redis_cli(r.redis.port, &["--no-raw", "KEYS", "replicas-test:*"]);
-    assert!(!dump.contains("user@example.com"), "{dump}");
 }
 
 #[tokio::test]
 async fn redis_away_means_503_not_a_sign_in_loop_and_service_resumes() {
     let r = replicas().await;
-    let mut on_a = Browser::new("app.test", r.a.addr);
-    assert_eq!(
-        on_a.follow(&url(&r.a, "/private"))
-            .await
-            .last()
-            .unwrap()
-            .status,
-        200
-    );
+    let mut on_a = signed_in_on_a(&r).await;
     // Redis stops answering (paused, its data kept).
     let pid = r.redis.child.id().to_string();
     assert!(Command::new("kill")
@@ -187,15 +200,7 @@ async fn redis_away_means_503_not_a_sign_in_loop_and_service_resumes() {
 #[tokio::test]
 async fn sessions_outlive_every_replica() {
     let r = replicas().await;
-    let mut on_a = Browser::new("app.test", r.a.addr);
-    assert_eq!(
-        on_a.follow(&url(&r.a, "/private"))
-            .await
-            .last()
-            .unwrap()
-            .status,
-        200
-    );
+    let on_a = signed_in_on_a(&r).await;
     let Replicas {
         _origin,
         idp: _idp,
@@ -227,15 +232,7 @@ async fn a_due_refresh_is_made_once_across_replicas() {
         k.refreshed_expires_in = Some(3600);
     })
     .await;
-    let mut on_a = Browser::new("app.test", r.a.addr);
-    assert_eq!(
-        on_a.follow(&url(&r.a, "/private"))
-            .await
-            .last()
-            .unwrap()
-            .status,
-        200
-    );
+    let on_a = signed_in_on_a(&r).await;
     let on_b = browser_on(&r.b, &on_a);
     // Both replicas hold the session near.
     let mut warm_b = browser_on(&r.b, &on_a);
