@@ -222,17 +222,8 @@ async fn health<B>(state: &AdminState, req: &Request<B>) -> Option<Response<Full
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = serde_json::to_string_pretty(&report).unwrap_or_default() + "\n";
-    let mut resp = text(status, body);
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    resp.headers_mut().insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("no-store"),
-    );
-    Some(resp)
+    let body = serde_json::to_value(&report).unwrap_or_default();
+    Some(crate::admin_api::reply(status, body))
 }
 
 async fn api(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {

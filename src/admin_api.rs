@@ -31,7 +31,8 @@ use crate::registry::{ChangeError, Registry};
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
 
-fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+/// A JSON answer that is never cached.
+pub(crate) fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(body.to_string() + "\n")));
     *resp.status_mut() = status;
     resp.headers_mut().insert(

@@ -40,6 +40,14 @@ pub enum StartError {
     /// The shared session store could not be reached.
     #[error("cannot reach the session store (sessions.redis): {0}")]
     SessionStore(String),
+    /// The health listener's address could not be bound.
+    #[error("cannot bind the health listener on {address}: {source}")]
+    HealthBind {
+        /// The configured address.
+        address: std::net::SocketAddr,
+        /// The bind error.
+        source: std::io::Error,
+    },
     /// The admin listener's address could not be bound.
     #[error("cannot bind the admin listener on {address}: {source}")]
     AdminBind {
@@ -208,7 +216,7 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
         Some(address) => Some(
             admin
                 .health_listener(address)
-                .map_err(|source| StartError::AdminBind { address, source })?,
+                .map_err(|source| StartError::HealthBind { address, source })?,
         ),
         None => None,
     };

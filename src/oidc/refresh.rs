@@ -100,7 +100,7 @@ impl Refresher {
                         }
                         Some((leases, lease))
                     }
-                    Ok(None) => return self.await_winner(store, &id, session).await,
+                    Ok(None) => return self.await_winner(store, leases, &name, &id, session).await,
                     // Cannot coordinate: serve with the tokens held; a later request retries.
                     Err(e) => {
                         tracing::warn!(app = %app.id, error = %e, "refresh deferred: the refresh lease cannot be taken");
@@ -119,11 +119,15 @@ impl Refresher {
         outcome
     }
 
-    /// Another replica holds the refresh lease: wait (at most the lease's life) for the
-    /// session it stores with new tokens, or for the session's end.
+    /// Another replica holds the refresh lease: wait for the session it stores with new
+    /// tokens, or for the session's end — and no longer than the winner works: once the lease
+    /// is free and no new tokens came (its refresh failed), the tokens held serve on and a
+    /// later request retries.
     async fn await_winner(
         &self,
         store: &dyn SessionStore,
+        leases: &dyn crate::store::Leases,
+        lease: &str,
         id: &SessionId,
         session: Arc<Session>,
     ) -> Lookup {
@@ -136,6 +140,15 @@ impl Refresher {
                 Ok(Some(_)) => {}
                 Ok(None) => return Lookup::Missing,
                 Err(_) => return Lookup::Unavailable,
+            }
+            // The winner is done (the lease came free) without storing new tokens.
+            if let Ok(Some(free)) = leases.acquire(lease, Duration::from_secs(1)).await {
+                let _ = leases.release(&free).await;
+                return match store.get(id).await {
+                    Ok(Some(now)) => Lookup::Valid(now),
+                    Ok(None) => Lookup::Missing,
+                    Err(_) => Lookup::Unavailable,
+                };
             }
         }
         // The winner took too long: the tokens held still serve until they expire.

@@ -257,3 +257,37 @@ async fn a_due_refresh_is_made_once_across_replicas() {
         "one refresh for the 20 requests on two replicas"
     );
 }
+
+#[tokio::test]
+async fn replicas_waiting_on_a_refresh_that_failed_are_not_kept_waiting() {
+    // Tokens for 4 s, refreshed from 2 s on: a failed refresh keeps the session meanwhile.
+    let r = replicas_with("refresh_before_expiry: 2s", |k| k.expires_in = Some(4)).await;
+    let on_a = signed_in_on_a(&r).await;
+    let on_b = browser_on(&r.b, &on_a);
+    let mut warm_b = browser_on(&r.b, &on_a);
+    assert_eq!(warm_b.get(&url(&r.b, "/private")).await.status, 200);
+    // The provider is briefly away: the refresh fails without ending the session.
+    r.idp
+        .set(|k| k.refresh_answer = Some((503, "<html>maintenance</html>".into())));
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let started = Instant::now();
+    let requests = (0..10).map(|i| {
+        let (gw, jar) = if i % 2 == 0 {
+            (&r.a, &on_a)
+        } else {
+            (&r.b, &on_b)
+        };
+        let mut browser = browser_on(gw, jar);
+        let target = url(gw, &format!("/private/{i}"));
+        async move { browser.get(&target).await.status }
+    });
+    let statuses = futures_util::future::join_all(requests).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    // The waiting replica stops waiting when the winner gives up (the lease lives 15 s).
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "requests waited {:?} for a refresh that had failed",
+        started.elapsed()
+    );
+    assert!(r.idp.refresh_calls() >= 1);
+}
