@@ -18,6 +18,7 @@ pub struct Metrics {
     in_flight: IntGauge,
     sign_ins: IntCounterVec,
     sign_outs: IntCounterVec,
+    backchannel_logouts: IntCounterVec,
     refreshes: IntCounterVec,
     store_seconds: HistogramVec,
     store_errors: IntCounterVec,
@@ -80,6 +81,12 @@ impl Metrics {
             &["app", "outcome"],
         );
         let sign_outs = counter_vec("sign_outs_total", "Sign-outs by app.", &["app"]);
+        let backchannel_logouts = counter_vec(
+            "backchannel_logouts_total",
+            "Back-channel logout requests from providers by app and outcome: ended, refused \
+             (bad request or logout token), store_unavailable.",
+            &["app", "outcome"],
+        );
         let refreshes = counter_vec(
             "session_refreshes_total",
             "Token refreshes by app and outcome: ok, kept (provider briefly away; the session \
@@ -105,7 +112,13 @@ impl Metrics {
         registry
             .register(Box::new(store_seconds.clone()))
             .expect("registered once");
-        for family in [&sign_ins, &sign_outs, &refreshes, &store_errors] {
+        for family in [
+            &sign_ins,
+            &sign_outs,
+            &backchannel_logouts,
+            &refreshes,
+            &store_errors,
+        ] {
             registry
                 .register(Box::new(family.clone()))
                 .expect("registered once");
@@ -130,6 +143,7 @@ impl Metrics {
             in_flight,
             sign_ins,
             sign_outs,
+            backchannel_logouts,
             refreshes,
             store_seconds,
             store_errors,
@@ -152,6 +166,13 @@ impl Metrics {
     /// Counts a sign-out.
     pub fn sign_out(&self, app: &str) {
         self.sign_outs.with_label_values(&[app]).inc();
+    }
+
+    /// Counts one back-channel logout request and its outcome.
+    pub fn backchannel_logout(&self, app: &str, outcome: &str) {
+        self.backchannel_logouts
+            .with_label_values(&[app, outcome])
+            .inc();
     }
 
     /// Records one shared-store operation: how long it took and whether it failed.

@@ -239,6 +239,16 @@ impl Provider {
         &self.id_tokens.keys
     }
 
+    /// How this provider's ID tokens (and logout tokens) are verified.
+    pub(super) fn id_token_issuer(&self) -> &Issuer {
+        &self.id_tokens
+    }
+
+    /// The client id the provider knows this gateway by.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
     /// True once discovery succeeded.
     pub fn is_discovered(&self) -> bool {
         self.discovered.load().is_some()

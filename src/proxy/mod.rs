@@ -4,6 +4,7 @@
 //! metrics.
 
 pub mod admission;
+mod backchannel;
 pub mod connection;
 pub mod ctx;
 pub mod framing;
@@ -158,6 +159,18 @@ impl ProxyHttp for AuthGate {
         }
         let conn = Connection::of(session, &ctx.snapshot);
         ctx.connection = Some(conn);
+        if admitted
+            .path
+            .strip_prefix(admitted.app.auth_prefix.as_str())
+            == Some("/backchannel-logout")
+        {
+            let app = admitted.app.clone();
+            ctx.admitted = Some(admitted);
+            let answer = self.backchannel_logout(session, &app).await?;
+            ctx.decision = answer.decision;
+            respond::send_answer(session, answer, &ctx.request_id).await?;
+            return Ok(true);
+        }
         let verdict = gate::decide(
             &self.sign_in,
             &ctx.snapshot,

@@ -84,6 +84,15 @@ impl CookieKeys {
         URL_SAFE_NO_PAD.encode(&tag.as_ref()[..16])
     }
 
+    /// The names `text` was indexed under by every key, current first: entries written before
+    /// a key rotation are found too.
+    pub fn index_names(&self, text: &str) -> Vec<String> {
+        self.keys
+            .iter()
+            .map(|k| URL_SAFE_NO_PAD.encode(&hmac::sign(&k.index, text.as_bytes()).as_ref()[..16]))
+            .collect()
+    }
+
     /// The session cookie value for `id` in `app`.
     pub fn sign_session(&self, app: &str, id: &SessionId) -> String {
         let tag = session_mac(&self.keys[0].mac, app, id);

@@ -12,11 +12,16 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{Session, SessionId, SessionStore};
-use crate::store::StoreResult;
+use super::{Owner, Session, SessionId, SessionStore};
+use crate::store::{SingleUse, StoreResult};
 
 /// How often `put` sweeps expired sessions out.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Single-use keys held at most: a flood of sign-ins cannot grow the table without limit. An
+/// evicted sign-in state is still single-use in effect, because the provider accepts each code
+/// once; an evicted logout token could only end sessions that its first use already ended.
+const MAX_CLAIMS: u64 = 100_000;
 
 /// Sessions in this process's memory.
 pub struct MemoryStore {
@@ -25,6 +30,25 @@ pub struct MemoryStore {
     started: Instant,
     /// Milliseconds after `started` when the next sweep is due.
     next_sweep: AtomicU64,
+    claims: Claims,
+}
+
+/// Keys claimed once, each kept for its own lifetime, at most [`MAX_CLAIMS`] of them.
+struct Claims(moka::sync::Cache<String, Duration>);
+
+struct ClaimLife;
+
+impl moka::Expiry<String, Duration> for ClaimLife {
+    fn expire_after_create(&self, _: &String, ttl: &Duration, _: Instant) -> Option<Duration> {
+        Some(*ttl)
+    }
+}
+
+#[async_trait]
+impl SingleUse for Claims {
+    async fn claim(&self, key: &str, ttl: Duration) -> StoreResult<bool> {
+        Ok(self.0.entry(key.to_string()).or_insert(ttl).is_fresh())
+    }
 }
 
 impl MemoryStore {
@@ -35,6 +59,12 @@ impl MemoryStore {
             idle,
             started: Instant::now(),
             next_sweep: AtomicU64::new(SWEEP_EVERY.as_millis() as u64),
+            claims: Claims(
+                moka::sync::Cache::builder()
+                    .max_capacity(MAX_CLAIMS)
+                    .expire_after(ClaimLife)
+                    .build(),
+            ),
         }
     }
 
@@ -97,6 +127,20 @@ impl SessionStore for MemoryStore {
 
     async fn health(&self) -> Result<String, String> {
         Ok(format!("in memory, {} session(s)", self.len()))
+    }
+
+    fn single_use(&self) -> &dyn SingleUse {
+        &self.claims
+    }
+
+    /// A scan of every session: ending a user's sessions is rare (an administrator, a logout
+    /// token that verified), and an index would cost every session memory.
+    async fn sessions_of(&self, owner: Owner<'_>) -> StoreResult<Vec<(SessionId, Arc<Session>)>> {
+        Ok(self
+            .sessions
+            .iter()
+            .filter(|(_, s)| self.alive(s) && owner.owns(s))
+            .collect())
     }
 }
 

@@ -3,6 +3,8 @@
 
 pub mod cookie;
 pub mod memory;
+#[cfg(test)]
+mod owners_tests;
 pub mod packed;
 pub mod record;
 pub mod shared;
@@ -174,6 +176,51 @@ impl Session {
 /// Two refreshes of one session's tokens are at least this far apart.
 const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Whose sessions a lookup or an ending is about.
+#[derive(Debug, Clone, Copy)]
+pub enum Owner<'a> {
+    /// Every session of the user `sub` — signed in by `provider`, or by any provider.
+    User {
+        /// The provider's id, or `None` for every provider.
+        provider: Option<&'a str>,
+        /// The user's `sub` at the provider.
+        sub: &'a str,
+    },
+    /// Every session of one sign-in at the provider: its `sid` (OIDC Front- and Back-Channel
+    /// Logout), and the `sub` when the provider names it too.
+    ProviderSession {
+        /// The provider's id.
+        provider: &'a str,
+        /// The provider's session id.
+        sid: &'a str,
+        /// The user, when the logout names them.
+        sub: Option<&'a str>,
+    },
+}
+
+impl Owner<'_> {
+    /// True when `session` is one of the owner's.
+    pub fn owns(&self, session: &Session) -> bool {
+        let claim = |name: &str| {
+            session
+                .user
+                .claim(name)
+                .and_then(|v| v.as_str().map(str::to_owned))
+        };
+        match *self {
+            Owner::User { provider, sub } => {
+                provider.is_none_or(|p| p == &*session.provider)
+                    && claim("sub").as_deref() == Some(sub)
+            }
+            Owner::ProviderSession { provider, sid, sub } => {
+                provider == &*session.provider
+                    && claim("sid").as_deref() == Some(sid)
+                    && sub.is_none_or(|sub| claim("sub").as_deref() == Some(sub))
+            }
+        }
+    }
+}
+
 /// Where sessions live. Implementations expire a session at its absolute `expires_at` and
 /// after `idle_timeout` without use.
 #[async_trait]
@@ -190,6 +237,19 @@ pub trait SessionStore: Send + Sync {
     /// replica refreshes a session); `None` for a store only this process sees.
     fn leases(&self) -> Option<&dyn crate::store::Leases> {
         None
+    }
+    /// Keys claimed once across every replica that shares the store: sign-in states, logout
+    /// tokens' `jti`.
+    fn single_use(&self) -> &dyn crate::store::SingleUse;
+    /// The live sessions of `owner`, with their ids.
+    async fn sessions_of(&self, owner: Owner<'_>) -> StoreResult<Vec<(SessionId, Arc<Session>)>>;
+    /// Ends every live session of `owner` on every replica; how many there were.
+    async fn end_sessions_of(&self, owner: Owner<'_>) -> StoreResult<usize> {
+        let sessions = self.sessions_of(owner).await?;
+        for (id, _) in &sessions {
+            self.remove(id).await?;
+        }
+        Ok(sessions.len())
     }
 }
 

@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 
-use super::{packed, Session, SessionId, SessionStore};
+use super::{packed, Owner, Session, SessionId, SessionStore};
 use crate::config::Gateway;
 use crate::jwt::ClaimSet;
-use crate::store::{Changes, Leases, Records, StoreError, StoreResult};
+use crate::session::cookie::CookieKeys;
+use crate::store::{Changes, Leases, Records, SingleUse, StoreError, StoreResult};
 
 /// How often a replica re-checks (and slides) a session it holds near.
 pub const RECHECK: Duration = Duration::from_secs(5);
@@ -29,12 +30,17 @@ pub const RECHECK: Duration = Duration::from_secs(5);
 const CHANNEL: &str = "sessions";
 
 /// A backend for shared sessions.
-pub trait Backend: Records + Changes + Leases + 'static {
+pub trait Backend: Records + Changes + Leases + SingleUse + 'static {
     /// The same backend as leases.
     fn as_leases(&self) -> &dyn Leases;
+    /// The same backend as single-use keys.
+    fn as_single_use(&self) -> &dyn SingleUse;
 }
-impl<T: Records + Changes + Leases + 'static> Backend for T {
+impl<T: Records + Changes + Leases + SingleUse + 'static> Backend for T {
     fn as_leases(&self) -> &dyn Leases {
+        self
+    }
+    fn as_single_use(&self) -> &dyn SingleUse {
         self
     }
 }
@@ -71,6 +77,24 @@ fn unhex(text: &str) -> Option<SessionId> {
 
 fn key(id: &SessionId) -> String {
     format!("session:{}", hex(id))
+}
+
+/// The indexes a session is listed in: its user's, and its provider session's. Their names are
+/// MACs under the cookie keys (every key, current first, so entries written before a rotation
+/// are found): the store does not name its users.
+fn index_names(keys: &CookieKeys, owner: Owner<'_>) -> Vec<String> {
+    match owner {
+        Owner::User { sub, .. } => keys
+            .index_names(sub)
+            .into_iter()
+            .map(|n| format!("user:{n}"))
+            .collect(),
+        Owner::ProviderSession { provider, sid, .. } => keys
+            .index_names(&format!("{provider}\0{sid}"))
+            .into_iter()
+            .map(|n| format!("sid:{n}"))
+            .collect(),
+    }
 }
 
 impl SharedSessions {
@@ -209,17 +233,36 @@ impl SessionStore for SharedSessions {
         let keys = self.keys()?;
         let sealed = packed::seal(&keys, &id, &session);
         self.backend.put(&key(&id), &sealed, life).await?;
-        if let Some(sub) = session
-            .user
-            .claim("sub")
-            .and_then(|v| v.as_str().map(str::to_string))
-        {
-            // Under a MAC of the `sub`: the store does not name its users.
-            let index = format!("user:{}", keys.index_name(&sub));
-            let _ = self
-                .backend
-                .index_add(&index, &hex(&id), session.remaining())
-                .await;
+        let claim = |name: &str| {
+            session
+                .user
+                .claim(name)
+                .and_then(|v| v.as_str().map(str::to_string))
+        };
+        let (sub, sid) = (claim("sub"), claim("sid"));
+        let owners = [
+            sub.as_deref().map(|sub| Owner::User {
+                provider: None,
+                sub,
+            }),
+            sid.as_deref().map(|sid| Owner::ProviderSession {
+                provider: &session.provider,
+                sid,
+                sub: None,
+            }),
+        ];
+        for owner in owners.into_iter().flatten() {
+            // The current key's name; a failure here only makes the session harder to end by
+            // user, so it does not fail the sign-in (the session itself is stored).
+            if let Some(index) = index_names(&keys, owner).into_iter().next() {
+                if let Err(e) = self
+                    .backend
+                    .index_add(&index, &hex(&id), session.remaining())
+                    .await
+                {
+                    tracing::warn!(error = %e, "a session could not be indexed by its user");
+                }
+            }
         }
         self.near.insert(
             id,
@@ -241,6 +284,39 @@ impl SessionStore for SharedSessions {
 
     fn leases(&self) -> Option<&dyn Leases> {
         Some(self.backend.as_leases())
+    }
+
+    fn single_use(&self) -> &dyn SingleUse {
+        self.backend.as_single_use()
+    }
+
+    /// Read from the owner's indexes; members whose session has ended are dropped from the
+    /// index on the way.
+    async fn sessions_of(&self, owner: Owner<'_>) -> StoreResult<Vec<(SessionId, Arc<Session>)>> {
+        let keys = self.keys()?;
+        let mut found = Vec::new();
+        for index in index_names(&keys, owner) {
+            for member in self.backend.index_members(&index).await? {
+                let live = match unhex(&member) {
+                    Some(id) => match self.backend.get(&key(&id)).await? {
+                        Some(bytes) => packed::open(&keys, &id, &bytes)
+                            .filter(|s| self.life(s).is_some())
+                            .map(|s| (id, s)),
+                        None => None,
+                    },
+                    None => None,
+                };
+                match live {
+                    Some((id, session)) => {
+                        if owner.owns(&session) && !found.iter().any(|(f, _)| *f == id) {
+                            found.push((id, Arc::new(session)));
+                        }
+                    }
+                    None => self.backend.index_remove(&index, &member).await?,
+                }
+            }
+        }
+        Ok(found)
     }
 
     async fn health(&self) -> Result<String, String> {

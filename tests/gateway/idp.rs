@@ -56,6 +56,8 @@ pub struct Knobs {
     pub hang: bool,
     /// Answer every request 503, as a provider that is down behind its load balancer.
     pub unavailable: bool,
+    /// The provider session (`sid`) ID tokens name.
+    pub sid: Option<String>,
 }
 
 struct Grant {
@@ -134,6 +136,36 @@ impl TestIdp {
 
     pub fn end_session_calls(&self) -> Vec<String> {
         self.state.lock().unwrap().end_session_calls.clone()
+    }
+
+    /// The claims of a valid logout token (Back-Channel Logout 1.0) for `sub` and/or `sid`,
+    /// with a fresh `jti`.
+    pub fn logout_claims(&self, sub: Option<&str>, sid: Option<&str>) -> Value {
+        let mut claims = json!({
+            "iss": self.issuer(), "aud": CLIENT_ID, "iat": now(), "exp": now() + 120,
+            "jti": format!("jti-{}", crate::tokens::now_nanos()),
+            "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+        });
+        if let Some(sub) = sub {
+            claims["sub"] = json!(sub);
+        }
+        if let Some(sid) = sid {
+            claims["sid"] = json!(sid);
+        }
+        claims
+    }
+
+    /// `claims` signed with the provider's key, under a logout token's header.
+    pub fn logout_token(&self, claims: &Value) -> String {
+        self.key.token_with_header(
+            &json!({"alg": "RS256", "typ": "logout+jwt", "kid": "idp-key"}),
+            claims,
+        )
+    }
+
+    /// `claims` signed with the provider's key under `header`.
+    pub fn signed(&self, header: &Value, claims: &Value) -> String {
+        self.key.token_with_header(header, claims)
     }
 
     /// The YAML of an `oidc_providers` entry for this provider.
@@ -346,6 +378,9 @@ impl TestIdp {
         });
         if let Some(n) = nonce {
             claims["nonce"] = json!(n);
+        }
+        if let Some(sid) = &knobs.sid {
+            claims["sid"] = json!(sid);
         }
         for name in &knobs.id_drop {
             claims.as_object_mut().unwrap().remove(*name);

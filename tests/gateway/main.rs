@@ -3,6 +3,7 @@
 
 mod acme;
 mod admin_api;
+mod backchannel;
 mod bearer_strictness;
 mod browser;
 mod callback;

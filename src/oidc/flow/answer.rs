@@ -86,7 +86,8 @@ impl Answer {
         }
     }
 
-    pub(super) fn json(status: u16, decision: &'static str, body: serde_json::Value) -> Answer {
+    /// A JSON answer.
+    pub fn json(status: u16, decision: &'static str, body: serde_json::Value) -> Answer {
         let mut a = Answer::new(status, decision).header(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),

@@ -62,12 +62,21 @@ impl SignIn {
         if state.is_empty() || !same_state || !fresh || pending.p != *provider.id {
             return fail(400, "bad_state", unknown);
         }
-        // Single use, whatever happens next: an error answer consumes the state too.
-        let mut replayed = true;
-        self.used_states.entry(state.clone()).or_insert_with(|| {
-            replayed = false;
-        });
-        if replayed {
+        // Single use, on every replica, whatever happens next: an error answer consumes the
+        // state too.
+        let first_use = self
+            .store
+            .single_use()
+            .claim(&format!("state:{state}"), gw.sessions.login_timeout)
+            .await;
+        let first_use = match first_use {
+            Ok(first) => first,
+            Err(e) => {
+                tracing::error!(app = %f.app.id, error = %e, "sign-in state not checked: session store unavailable");
+                return store_unavailable_page(f).header(http::header::SET_COOKIE, clear);
+            }
+        };
+        if !first_use {
             return fail(
                 400,
                 "bad_state",

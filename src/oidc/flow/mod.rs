@@ -1,19 +1,21 @@
 //! The browser sign-in flow and the gateway's own endpoints under the app's `auth_prefix`:
 //! `login` and `me` here, `callback` in `callback.rs`, `logout` and `signed-out` in
-//! `sign_out.rs`; the answers they give in `answer.rs`. Token refresh is `oidc::refresh`.
+//! `sign_out.rs`, `backchannel-logout` in `backchannel.rs`; the answers they give in
+//! `answer.rs`. Token refresh is `oidc::refresh`.
 //!
-//! State that outlives a configuration reload — the session store, the process's own cookie
-//! key, the used-state list, and the token refresher — lives in [`SignIn`], owned by the
+//! State that outlives a configuration reload — the session store (with its single-use sign-in
+//! states), the process's own cookie key, and the token refresher — lives in [`SignIn`], owned by the
 //! proxy.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
 use pingora::http::RequestHeader;
 use serde::{Deserialize, Serialize};
 
 mod answer;
+pub mod backchannel;
 mod callback;
 mod sign_out;
 
@@ -67,7 +69,6 @@ pub enum Lookup {
 pub struct SignIn {
     store: Arc<dyn SessionStore>,
     ephemeral_keys: Arc<CookieKeys>,
-    used_states: moka::sync::Cache<String, ()>,
     refresher: Refresher,
 }
 
@@ -141,12 +142,6 @@ impl SignIn {
         SignIn {
             store,
             ephemeral_keys: Arc::new(CookieKeys::ephemeral()),
-            // Bounded: a flood of sign-ins cannot grow it without limit. An evicted state is
-            // still single-use in effect, because the provider accepts each code once.
-            used_states: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(3600))
-                .build(),
             refresher: Refresher::new(metrics),
         }
     }
