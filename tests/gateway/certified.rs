@@ -1,6 +1,7 @@
 //! Sign-in against the certified OpenID Connect provider from npm (`oidc-provider`), run with
 //! Node.js on loopback: discovery, its own login and consent pages, code + PKCE, ID token,
-//! sessions, and RP-initiated logout, exactly as a browser would go through them.
+//! sessions, RP-initiated logout, and Back-Channel Logout to two replicas sharing Redis,
+//! exactly as a browser (and the provider) would go through them.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -21,6 +22,14 @@ impl Drop for NodeProvider {
 }
 
 async fn start_provider(redirect_uri: &str, post_logout_uri: &str) -> NodeProvider {
+    start_provider_with(redirect_uri, post_logout_uri, &[]).await
+}
+
+async fn start_provider_with(
+    redirect_uri: &str,
+    post_logout_uri: &str,
+    env: &[(&str, &str)],
+) -> NodeProvider {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc-provider");
     assert!(
         std::path::Path::new(dir)
@@ -35,6 +44,7 @@ async fn start_provider(redirect_uri: &str, post_logout_uri: &str) -> NodeProvid
         .env("PORT", port.to_string())
         .env("REDIRECT_URI", redirect_uri)
         .env("POST_LOGOUT_URI", post_logout_uri)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -79,6 +89,24 @@ async fn settle(b: &mut Browser, mut hop: crate::browser::Hop) -> crate::browser
         hop = b.get(&next).await;
     }
     hop
+}
+
+/// Signs in at the provider's own pages (login, then consent) from where the gateway sent
+/// the browser; returns the page the browser lands on back at the app.
+async fn sign_in_at_provider(b: &mut Browser, first: crate::browser::Hop) -> crate::browser::Hop {
+    let login_page = settle(b, first).await;
+    assert_eq!(login_page.status, 200, "{}", login_page.body);
+    let action = form_action(&login_page.url, &login_page.body);
+    let consent_page = b
+        .post_form(
+            &action,
+            &[("prompt", "login"), ("login", "alice"), ("password", "any")],
+        )
+        .await;
+    let consent_page = settle(b, consent_page).await;
+    let action = form_action(&consent_page.url, &consent_page.body);
+    let back = b.post_form(&action, &[("prompt", "consent")]).await;
+    settle(b, back).await
 }
 
 #[tokio::test]
@@ -174,4 +202,97 @@ apps:
     let end = b.get(&location).await;
     assert_eq!(end.status, 200, "{}", end.body);
     assert!(end.body.contains("/session/end/confirm"), "{}", end.body);
+}
+
+#[tokio::test]
+async fn back_channel_logout_from_the_certified_provider_ends_the_session_on_every_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = crate::store_redis::start(dir.path(), &[]);
+    let (port_a, port_b) = (free_port(), free_port());
+    let (base_a, base_b) = (
+        format!("http://app.test:{port_a}"),
+        format!("http://app.test:{port_b}"),
+    );
+    let provider = start_provider_with(
+        &format!("{base_a}/_auth/callback,{base_b}/_auth/callback"),
+        &format!("{base_a}/_auth/signed-out"),
+        &[(
+            "BACKCHANNEL_LOGOUT_URI",
+            &format!("{base_a}/_auth/backchannel-logout"),
+        )],
+    )
+    .await;
+    let origin = Origin::start().await;
+    let config = format!(
+        "
+oidc_providers:
+  - {{id: node, issuer: '{}', client_id: authgate, client_secret: authgate-test-secret}}
+sessions:
+  cookie_keys: ['a-cookie-key-shared-by-the-replicas-0123456789']
+  store: redis
+  redis: {{url: 'redis://127.0.0.1:{}/'}}
+apps:
+  - {{id: app, host: app.test, origin: {{url: '{}'}}}}
+",
+        provider.issuer,
+        redis.port,
+        origin.url()
+    );
+    let a = Gateway::start_at(port_a, &config).await;
+    let b = Gateway::start_at(port_b, &config).await;
+
+    // Signed in through A, and so on B too.
+    let mut on_a = Browser::new("app.test", a.addr);
+    let first = on_a.get(&format!("{base_a}/reports")).await;
+    let landed = sign_in_at_provider(&mut on_a, first).await;
+    assert_eq!(landed.status, 200, "{} {}", landed.url, landed.body);
+    let me = on_a.get(&format!("{base_a}/_auth/me")).await;
+    let claims: serde_json::Value = serde_json::from_str(&me.body).unwrap();
+    assert!(
+        claims["sid"].is_string(),
+        "the provider names its session in the ID token: {claims}"
+    );
+    let mut on_b = Browser::new("app.test", b.addr);
+    on_b.jar = on_a.jar.clone();
+    assert_eq!(on_b.get(&format!("{base_b}/_auth/me")).await.status, 200);
+
+    // The user signs out at the provider itself (not through the app): the provider asks to
+    // confirm, then POSTs a logout token to A's back-channel endpoint before it answers.
+    let confirm = on_a.get(&format!("{}/session/end", provider.issuer)).await;
+    assert_eq!(confirm.status, 200, "{}", confirm.body);
+    let xsrf_at = confirm
+        .body
+        .find("name=\"xsrf\" value=\"")
+        .expect("an xsrf field")
+        + "name=\"xsrf\" value=\"".len();
+    let xsrf = &confirm.body[xsrf_at..xsrf_at + confirm.body[xsrf_at..].find('"').unwrap()];
+    let action = form_action(&confirm.url, &confirm.body);
+    let signed_out_at = std::time::Instant::now();
+    let done = on_a
+        .post_form(&action, &[("xsrf", xsrf), ("logout", "yes")])
+        .await;
+    assert!(done.status < 400, "{} {}", done.status, done.body);
+
+    // Ended on both replicas (A took the request; B within a second).
+    let mut on_b = Browser::new("app.test", b.addr);
+    on_b.jar = on_a.jar.clone();
+    loop {
+        if on_b.get(&format!("{base_b}/_auth/me")).await.status == 401 {
+            break;
+        }
+        assert!(
+            signed_out_at.elapsed() < Duration::from_secs(1),
+            "B still honours the session a second after the provider's logout"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(on_a.get(&format!("{base_a}/_auth/me")).await.status, 401);
+    let metrics = crate::common::get(a.admin, "/metrics", "admin")
+        .await
+        .unwrap()
+        .body;
+    assert!(
+        metrics.contains(r#"authgate_backchannel_logouts_total{app="app",outcome="ended"} 1"#),
+        "{metrics}"
+    );
 }

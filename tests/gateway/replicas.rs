@@ -291,3 +291,23 @@ async fn replicas_waiting_on_a_refresh_that_failed_are_not_kept_waiting() {
     );
     assert!(r.idp.refresh_calls() >= 1);
 }
+
+#[tokio::test]
+async fn one_replica_killed_the_other_keeps_every_session() {
+    let r = replicas().await;
+    let mut browsers = Vec::new();
+    for _ in 0..3 {
+        browsers.push(signed_in_on_a(&r).await);
+    }
+    let Replicas { a, b, .. } = r;
+    // SIGKILL: no drain, nothing written on the way out.
+    drop(a);
+    for jar in &browsers {
+        let mut on_b = browser_on(&b, jar);
+        assert_eq!(
+            on_b.get(&url(&b, "/private")).await.status,
+            200,
+            "a session made on the killed replica serves on the other"
+        );
+    }
+}
