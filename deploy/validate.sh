@@ -4,7 +4,8 @@
 # `docker compose config` uses), the Helm chart with `helm lint` and `helm template`, every
 # Kubernetes manifest (and the chart's rendering) against the Kubernetes API schemas
 # (kubernetes-validate, strict), and the systemd unit with `systemd-analyze verify` (any
-# warning fails) and `systemd-analyze security` (exposure must stay under 2.0).
+# warning fails) and `systemd-analyze security` (exposure must stay under 2.0); and the admin
+# API's description (docs/admin-api.openapi.yaml) with openapi-spec-validator.
 # The configurations the files carry are checked against docs/authgate.schema.json by the
 # test suite (tests/gateway/cli.rs).
 #
@@ -16,6 +17,7 @@ HELM_VERSION=v3.22.0
 COMPOSE_GO_VERSION=v2.16.2
 KUBERNETES_VALIDATE_VERSION=1.37.0
 KUBERNETES_VERSION=1.31.0
+OPENAPI_SPEC_VALIDATOR_VERSION=0.7.2
 
 tools="${AUTHGATE_TOOLS:-$PWD/target/deploy-tools}"
 mkdir -p "$tools/bin"
@@ -34,7 +36,14 @@ if [ ! -x "$tools/venv/bin/kubernetes-validate" ]; then
   python3 -m venv "$tools/venv"
   "$tools/venv/bin/pip" install -q "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
 fi
+if [ ! -x "$tools/venv/bin/openapi-spec-validator" ]; then
+  echo "== installing openapi-spec-validator $OPENAPI_SPEC_VALIDATOR_VERSION"
+  "$tools/venv/bin/pip" install -q "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION"
+fi
 kv() { "$tools/venv/bin/kubernetes-validate" --strict -k "$KUBERNETES_VERSION" "$@"; }
+
+echo "== admin API description"
+"$tools/venv/bin/openapi-spec-validator" docs/admin-api.openapi.yaml
 
 echo "== compose"
 (cd deploy/compose && "$tools/bin/compose-spec" compose.yaml >/dev/null)

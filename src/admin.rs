@@ -264,6 +264,7 @@ async fn api(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>
     }
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let query = req.uri().query().map(str::to_string);
     let body = match Limited::new(req.into_body(), crate::admin_api::MAX_BODY)
         .collect()
         .await
@@ -277,5 +278,5 @@ async fn api(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>
             )
         }
     };
-    crate::admin_api::handle(&api.context, &method, &path, &body).await
+    crate::admin_api::handle(&api.context, &method, &path, query.as_deref(), &body).await
 }

@@ -194,6 +194,7 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
                 registry: registry.clone(),
                 domains: domains.clone(),
                 snapshot: config.clone(),
+                sign_in: sign_in.clone(),
             },
             token,
         }),

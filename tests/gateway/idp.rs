@@ -58,6 +58,8 @@ pub struct Knobs {
     pub unavailable: bool,
     /// The provider session (`sid`) ID tokens name.
     pub sid: Option<String>,
+    /// The user ID tokens name (default `user-1`).
+    pub sub: Option<String>,
 }
 
 struct Grant {
@@ -373,7 +375,8 @@ impl TestIdp {
         let mut claims = json!({
             "iss": knobs.id_iss.clone().unwrap_or_else(|| self.issuer()),
             "aud": knobs.id_aud.clone().unwrap_or(json!(CLIENT_ID)),
-            "sub": "user-1", "email": "user@example.com", "groups": ["staff"],
+            "sub": knobs.sub.clone().unwrap_or_else(|| "user-1".into()),
+            "email": "user@example.com", "groups": ["staff"],
             "iat": now(), "exp": exp, "auth_time": self.started,
         });
         if let Some(n) = nonce {

@@ -3,6 +3,7 @@
 
 mod acme;
 mod admin_api;
+mod admin_sessions;
 mod backchannel;
 mod bearer_strictness;
 mod browser;

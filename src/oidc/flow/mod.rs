@@ -14,11 +14,13 @@ use http::HeaderValue;
 use pingora::http::RequestHeader;
 use serde::{Deserialize, Serialize};
 
+mod admin_sessions;
 mod answer;
 pub mod backchannel;
 mod callback;
 mod sign_out;
 
+pub use admin_sessions::SessionView;
 pub use answer::{page, Answer};
 use callback::provider_problem;
 use sign_out::{signed_out, store_unavailable_json};

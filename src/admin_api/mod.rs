@@ -6,6 +6,8 @@
 //! - `GET/POST /api/apps/{id}/custom-domains`, `DELETE /api/apps/{id}/custom-domains/{domain}`
 //!   (a removed domain stops serving at once; an app's domains go with it)
 //! - `GET /api/unserved`: stored apps and domains that do not compile and are not served
+//! - `GET/DELETE /api/users/{sub}/sessions`, `DELETE /api/sessions/{handle}`: a user's
+//!   sessions, listed and ended ([`sessions`])
 //!
 //! Every call needs `Authorization: Bearer <admin.api_token>` (compared in constant time).
 //! Errors are JSON: 400 malformed JSON, 401 no or wrong token, 404 unknown app, 409 id or host
@@ -23,6 +25,8 @@ use subtle::ConstantTimeEq;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+
+mod sessions;
 
 use crate::config::{Gateway, Secret};
 use crate::domains::{DomainBook, DomainError};
@@ -67,6 +71,8 @@ pub struct ApiContext {
     pub domains: Arc<DomainBook>,
     /// The running snapshot (domain settings, host names in use).
     pub snapshot: Arc<ArcSwap<Gateway>>,
+    /// Sessions (listed and ended by user).
+    pub sign_in: Arc<crate::oidc::flow::SignIn>,
 }
 
 /// Answers one admin API request (already authorized).
@@ -74,10 +80,14 @@ pub async fn handle(
     api: &ApiContext,
     method: &Method,
     path: &str,
+    query: Option<&str>,
     body: &[u8],
 ) -> Response<Full<Bytes>> {
     let registry = &*api.registry;
     let rest = path.trim_end_matches('/');
+    if let Some(answer) = sessions::handle(api, method, rest, query).await {
+        return answer;
+    }
     if let Some((id, domain)) = domain_path(rest) {
         return custom_domains(api, method, id, domain, body).await;
     }
