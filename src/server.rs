@@ -143,8 +143,11 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
     let listeners = gateway.listeners.clone();
     probe_listeners(&listeners)?;
     let redis = gateway.sessions.redis.clone();
-    let (max_sessions, idle_timeout) =
-        (gateway.sessions.max_sessions, gateway.sessions.idle_timeout);
+    let (max_sessions, idle_timeout, near_cache_entries) = (
+        gateway.sessions.max_sessions,
+        gateway.sessions.idle_timeout,
+        gateway.sessions.near_cache_entries,
+    );
     let config = Arc::new(ArcSwap::from_pointee(gateway));
     // Sessions: in this process, or in Redis shared by every replica.
     let (store, memory): (Arc<dyn crate::session::SessionStore>, _) = match redis {
@@ -153,7 +156,12 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
             (memory.clone(), Some(memory))
         }
         Some(settings) => (
-            shared_sessions(settings, config.clone(), max_sessions, metrics.clone())?,
+            shared_sessions(
+                settings,
+                config.clone(),
+                near_cache_entries,
+                metrics.clone(),
+            )?,
             None,
         ),
     };

@@ -44,6 +44,8 @@ pub struct SessionSettings {
     pub max_pending_logins: usize,
     /// Sessions in Redis (shared by replicas), or `None` for this process's memory.
     pub redis: Option<crate::store::redis::RedisSettings>,
+    /// With Redis: sessions each replica holds near (0: Redis is read on every request).
+    pub near_cache_entries: u64,
 }
 
 /// Compiles `sessions`.
@@ -84,8 +86,14 @@ pub fn sessions(file: &SessionsFile, problems: &mut Problems) -> SessionSettings
             redis_settings(redis, problems)
         }
     };
+    let near_cache_entries = file
+        .redis
+        .as_ref()
+        .and_then(|r| r.near_cache_entries)
+        .unwrap_or(file.max_sessions);
     SessionSettings {
         redis,
+        near_cache_entries,
         cookie_keys: (!file.cookie_keys.is_empty()).then(|| {
             Arc::new(CookieKeys::new(
                 file.cookie_keys.iter().map(|k| k.expose().as_bytes()),

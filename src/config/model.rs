@@ -226,6 +226,9 @@ pub struct RedisFile {
     /// Longest wait for an answer. Default: 1s.
     #[serde(default = "one_second")]
     pub response_timeout: Seconds,
+    /// Sessions each replica keeps near (in its memory) so a signed-in request costs no round
+    /// trip; 0 reads Redis on every request. Default: `sessions.max_sessions`.
+    pub near_cache_entries: Option<u64>,
 }
 
 fn redis_key_prefix() -> String {

@@ -168,3 +168,31 @@ async fn shared_sessions_indexed_before_a_key_rotation_are_still_found() {
     after.remove(&id).await.unwrap();
     assert!(after.sessions_of(owner).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn with_no_near_cache_every_lookup_reads_the_store() {
+    use crate::store::Records;
+    let backend = Arc::new(crate::store::memory::MemoryStore::new());
+    let config = crate::config::from_yaml(
+        "sessions:\n  cookie_keys: ['key-one-0123456789abcdef0123456789']\napps:\n  - {id: app, host: app.test, origin: {url: 'http://127.0.0.1:9/'}}\n",
+    )
+    .unwrap();
+    let config = Arc::new(ArcSwap::from_pointee(config));
+    let (near, none) = (
+        SharedSessions::start(backend.clone(), config.clone(), 10)
+            .await
+            .unwrap(),
+        SharedSessions::start(backend.clone(), config, 0)
+            .await
+            .unwrap(),
+    );
+    let id = new_id();
+    near.put(id, session("idp", "alice", None)).await.unwrap();
+    assert!(none.get(&id).await.unwrap().is_some());
+    // Gone from the store behind both replicas' backs (no announcement): the replica without
+    // a near cache sees it at once; the other serves its near copy until its re-check.
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(backend.delete(&format!("session:{hex}")).await.unwrap());
+    assert!(none.get(&id).await.unwrap().is_none());
+    assert!(near.get(&id).await.unwrap().is_some());
+}

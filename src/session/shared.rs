@@ -56,6 +56,8 @@ pub struct SharedSessions {
     config: Arc<ArcSwap<Gateway>>,
     idle: Duration,
     near: quick_cache::sync::Cache<SessionId, Arc<Near>>,
+    /// False with a near cache of 0 entries: every lookup reads the store.
+    hold_near: bool,
     /// This replica's name on the channel, so it does not drop what it just stored.
     replica: String,
 }
@@ -110,7 +112,8 @@ impl SharedSessions {
             backend: backend.clone(),
             config,
             idle,
-            near: quick_cache::sync::Cache::new(near_capacity.try_into().unwrap_or(usize::MAX)),
+            near: quick_cache::sync::Cache::new(near_capacity.clamp(1, usize::MAX as u64) as usize),
+            hold_near: near_capacity > 0,
             replica: crate::store::random_token(),
         });
         let mut changes = backend.subscribe(CHANNEL).await?;
@@ -159,6 +162,19 @@ impl SharedSessions {
         (!left.is_zero()).then_some(left)
     }
 
+    /// Keeps `session` near (unless the near cache is off).
+    fn hold(&self, id: SessionId, session: Arc<Session>) {
+        if self.hold_near {
+            self.near.insert(
+                id,
+                Arc::new(Near {
+                    session,
+                    checked: Instant::now(),
+                }),
+            );
+        }
+    }
+
     async fn announce(&self, id: &SessionId) {
         let message = format!("{}:{}", self.replica, hex(id));
         if let Err(e) = self.backend.publish(CHANNEL, &message).await {
@@ -184,13 +200,7 @@ impl SessionStore for SharedSessions {
             return match self.backend.touch(&key(id), life).await {
                 Ok(true) => {
                     let session = near.session.clone();
-                    self.near.insert(
-                        *id,
-                        Arc::new(Near {
-                            session: session.clone(),
-                            checked: Instant::now(),
-                        }),
-                    );
+                    self.hold(*id, session.clone());
                     Ok(Some(session))
                 }
                 Ok(false) => {
@@ -216,13 +226,7 @@ impl SessionStore for SharedSessions {
         // The first use here slides the idle timeout too.
         self.backend.touch(&key(id), life).await?;
         let session = Arc::new(session);
-        self.near.insert(
-            *id,
-            Arc::new(Near {
-                session: session.clone(),
-                checked: Instant::now(),
-            }),
-        );
+        self.hold(*id, session.clone());
         Ok(Some(session))
     }
 
@@ -264,13 +268,7 @@ impl SessionStore for SharedSessions {
                 }
             }
         }
-        self.near.insert(
-            id,
-            Arc::new(Near {
-                session,
-                checked: Instant::now(),
-            }),
-        );
+        self.hold(id, session);
         self.announce(&id).await;
         Ok(())
     }
