@@ -214,7 +214,8 @@ impl SessionStore for SharedSessions {
                 }
             };
         }
-        let Some(bytes) = self.backend.get(&key(id)).await? else {
+        // One round trip reads the session and slides its idle timeout.
+        let Some(bytes) = self.backend.get_touch(&key(id), self.idle).await? else {
             return Ok(None);
         };
         let Some(session) = packed::open(&*self.keys()?, id, &bytes) else {
@@ -223,8 +224,11 @@ impl SessionStore for SharedSessions {
         let Some(life) = self.life(&session) else {
             return Ok(None);
         };
-        // The first use here slides the idle timeout too.
-        self.backend.touch(&key(id), life).await?;
+        // Near its absolute end the record must not outlive the session: a second step
+        // shortens its life (only in a session's last idle-timeout).
+        if life < self.idle {
+            self.backend.touch(&key(id), life).await?;
+        }
         let session = Arc::new(session);
         self.hold(*id, session.clone());
         Ok(Some(session))

@@ -24,7 +24,7 @@ async fn sleep_ms(ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
-/// Values: round trip (any bytes), replace, expiry, touch, delete.
+/// Values: round trip (any bytes), replace, expiry, touch, read-and-touch, delete.
 pub async fn records(store: &impl Records, ns: &str) {
     let key = format!("{ns}:record");
     assert_eq!(
@@ -87,6 +87,33 @@ pub async fn records(store: &impl Records, ns: &str) {
         "touch extends the life"
     );
 
+    assert_eq!(
+        store
+            .get_touch(&slid, Duration::from_millis(400))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"y"[..]),
+        "get_touch reads the value"
+    );
+    sleep_ms(600).await;
+    assert_eq!(
+        store.get(&slid).await.unwrap(),
+        None,
+        "get_touch set the life (shortened here)"
+    );
+    assert_eq!(
+        store
+            .get_touch(&slid, Duration::from_secs(5))
+            .await
+            .unwrap(),
+        None,
+        "an expired key is not read"
+    );
+    store
+        .put(&slid, b"y", Duration::from_millis(400))
+        .await
+        .unwrap();
     assert!(store.delete(&slid).await.unwrap(), "delete finds the key");
     assert!(
         !store.delete(&slid).await.unwrap(),

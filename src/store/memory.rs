@@ -78,6 +78,18 @@ impl Records for MemoryStore {
         Ok(())
     }
 
+    async fn get_touch(&self, key: &str, ttl: Duration) -> StoreResult<Option<Vec<u8>>> {
+        let now = Instant::now();
+        let mut tables = self.tables();
+        match tables.values.get_mut(key) {
+            Some((value, until)) if *until > now => {
+                *until = now + ttl;
+                Ok(Some(value.clone()))
+            }
+            _ => Ok(None),
+        }
+    }
+
     async fn touch(&self, key: &str, ttl: Duration) -> StoreResult<bool> {
         let now = Instant::now();
         let mut tables = self.tables();

@@ -40,6 +40,9 @@ pub trait Records: Send + Sync {
     async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
     /// Stores `value` under `key` for `ttl`, replacing any value.
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<()>;
+    /// The value under `key`, its remaining life set to `ttl` in the same step (one round
+    /// trip: a cold session lookup that slides the idle timeout).
+    async fn get_touch(&self, key: &str, ttl: Duration) -> StoreResult<Option<Vec<u8>>>;
     /// Sets `key`'s remaining life to `ttl`; false when there is no such key.
     async fn touch(&self, key: &str, ttl: Duration) -> StoreResult<bool>;
     /// Removes `key`; false when there was none.

@@ -342,6 +342,18 @@ impl Records for RedisStore {
         .await
     }
 
+    /// `GETEX key PX ttl` (Redis 6.2 and later, Valkey).
+    async fn get_touch(&self, key: &str, ttl: Duration) -> StoreResult<Option<Vec<u8>>> {
+        self.query(
+            "getex",
+            redis::cmd("GETEX")
+                .arg(self.key(key))
+                .arg("PX")
+                .arg(millis(ttl)),
+        )
+        .await
+    }
+
     async fn touch(&self, key: &str, ttl: Duration) -> StoreResult<bool> {
         self.query(
             "pexpire",

@@ -171,7 +171,7 @@ async fn redis_away_means_503_not_a_sign_in_loop_and_service_resumes() {
         .unwrap()
         .body;
     assert!(
-        metrics.contains("authgate_store_errors_total{op=\"get\"}"),
+        metrics.contains("authgate_store_errors_total{op=\"getex\"}"),
         "{metrics}"
     );
     let (status, report) = r.b.readiness().await;
