@@ -2,7 +2,8 @@
 """Summarises one harness run: medians per scenario over the rounds, ratios to nginx and to the
 matching Apache scenario, open-loop latencies, memory, the issue's targets, and an SVG chart.
 Usage: report.py RESULTS_CSV OPEN_LOOP_CSV SVG_PATH RSS_IDLE_KB RSS_SESSIONS_BEFORE_KB
-       RSS_SESSIONS_AFTER_KB SESSIONS DURATION ROUNDS CONNECTIONS THREADS MODE > results.md"""
+       RSS_SESSIONS_AFTER_KB SESSIONS DURATION ROUNDS CONNECTIONS THREADS MODE
+       REDIS_USED_BEFORE REDIS_USED_AFTER REDIS_KEY_COUNTS > results.md"""
 import csv
 import os
 import platform
@@ -10,7 +11,10 @@ import statistics
 import sys
 
 (path, open_loop_path, svg_path, rss_idle, rss_before, rss_after, sessions,
- duration, rounds, conns, threads, mode) = sys.argv[1:13]
+ duration, rounds, conns, threads, mode, redis_before, redis_after, redis_keys_path) = sys.argv[1:16]
+redis_before, redis_after = int(redis_before), int(redis_after)
+# `uniq -c` lines: count, kind of key (session, user, state).
+redis_keys = {kind: int(n) for n, kind in (l.split() for l in open(redis_keys_path) if l.strip())}
 rss_idle, rss_before, rss_after, sessions = int(rss_idle), int(rss_before), int(rss_after), int(sessions)
 rows = list(csv.DictReader(open(path)))
 order = list(dict.fromkeys(r["scenario"] for r in rows))
@@ -49,8 +53,11 @@ for n in order:
     print(f"| {n} | {rps[n]:.0f} | {vs_nginx} | {vs_apache} | {median(n, 'p50_ms'):.2f} | "
           f"{median(n, 'p99_ms'):.2f} | {c} | {non2xx} |")
 print("\nLatencies above are wrk's closed-loop figures at full load. Server CPU is the gateway's "
-      "(or all Apache processes') user + system time over the requests served; `direct` and "
-      "`nginx` have none. The 401 scenario's non-2xx answers are the point of it.")
+      "(or all Apache processes', or for the Redis scenarios the gateway's plus redis-server's) "
+      "user + system time over the requests served; `direct` and `nginx` have none. The 401 "
+      "scenario's non-2xx answers are the point of it. `authgate-session-redis` keeps its "
+      "sessions in Redis with the near cache on; `-cold` has it off "
+      "(`near_cache_entries: 0`), so every request reads Redis.")
 
 print("\n## Open loop: latency at a fixed rate\n")
 print("oha with coordinated-omission correction, at half of nginx's and half of "
@@ -58,11 +65,31 @@ print("oha with coordinated-omission correction, at half of nginx's and half of 
 print("| rate basis | rate req/s | scenario | achieved req/s | p50 ms | p99 ms | p99 over direct ms |")
 print("|---|---|---|---|---|---|---|")
 direct_p99 = {r["rate_basis"]: float(r["p99_ms"]) for r in open_loop if r["scenario"] == "direct"}
-for r in open_loop:
+for r in (r for r in open_loop if r["rate_basis"] in direct_p99):
     added = float(r["p99_ms"]) - direct_p99.get(r["rate_basis"], 0.0)
     print(f"| half {r['rate_basis']} | {r['rate']} | {r['scenario']} | {float(r['achieved_rps']):.0f} | "
           f"{float(r['p50_ms']):.2f} | {float(r['p99_ms']):.2f} | "
           f"{'' if r['scenario'] == 'direct' else f'{added:.2f}'} |")
+
+redis_loop = {r["scenario"]: r for r in open_loop if r["rate_basis"] == "authgate-session-redis"}
+hot, cold = redis_loop.get("authgate-session-redis"), redis_loop.get("authgate-session-redis-cold")
+cold_over_hot = float(cold["p99_ms"]) - float(hot["p99_ms"]) if hot and cold else float("nan")
+redis_per_session = (redis_after - redis_before) / sessions if sessions else 0
+print("\n## Sessions in Redis\n")
+if hot and cold:
+    print(f"oha at {hot['rate']} req/s (half the Redis-backed session route's median throughput), "
+          "a session held near against one read from Redis on every request:\n")
+    print("| scenario | achieved req/s | p50 ms | p99 ms |")
+    print("|---|---|---|---|")
+    for r in (hot, cold):
+        print(f"| {r['scenario']} | {float(r['achieved_rps']):.0f} | {float(r['p50_ms']):.2f} | "
+              f"{float(r['p99_ms']):.2f} |")
+kinds = ", ".join(f"{n:,} {kind}" for kind, n in sorted(redis_keys.items()))
+print(f"\n- Redis `used_memory` before and after {sessions:,} sign-ins through a Redis-backed "
+      f"gateway: {redis_before / 2**20:.1f} MiB → {redis_after / 2**20:.1f} MiB, "
+      f"**{redis_per_session:.0f} bytes per session**, counting everything a sign-in leaves: "
+      f"keys under the gateway's prefix: {kinds} (`state` records are the sign-ins' used-once "
+      "states, which expire after `login_timeout`; `user` is the per-user index).")
 
 per_session = (rss_after - rss_before) * 1024 / sessions if sessions else 0
 print("\n## Memory\n")
@@ -103,6 +130,20 @@ print("\n## Targets (issue 5)\n")
 print("| target | result | measured |")
 print("|---|---|---|")
 for name, ok, value in checks:
+    print(f"| {name} | {'met' if ok else '**missed**'} | {value} |")
+
+redis_checks = [
+    ("session route with Redis ≥ 0.9× the memory store's",
+     get("authgate-session-redis") >= 0.9 * get("authgate-session"),
+     f"{get('authgate-session-redis') / get('authgate-session'):.2f}×"),
+    ("Redis memory ≤ 1.5 KB per session", redis_per_session <= 1536, f"{redis_per_session:.0f} bytes"),
+    ("cold session p99 ≤ 1 ms over a hot one at half the max rate", cold_over_hot <= 1.0,
+     f"{cold_over_hot:.2f} ms"),
+]
+print("\n## Targets (issue 11: sessions in Redis)\n")
+print("| target | result | measured |")
+print("|---|---|---|")
+for name, ok, value in redis_checks:
     print(f"| {name} | {'met' if ok else '**missed**'} | {value} |")
 
 # The chart: one bar per scenario, median req/s.

@@ -7,11 +7,13 @@
 #
 # Everything runs on loopback: an nginx origin (`return 200`), nginx proxying to it with
 # upstream keep-alive, Apache httpd + mod_auth_openidc protecting the origin (an OIDC session
-# and a JWT resource server), the npm `oidc-provider` as the identity provider, and authgate.
-# nginx gets 2 workers, Apache 2 server processes, authgate 2 worker threads. Writes
-# benches/load/results.md and benches/load/results.svg (the full run; --quick writes to
-# target/load-quick/). Needs Debian/Ubuntu: installs nginx-light, wrk, apache2,
-# libapache2-mod-auth-openidc and openssl with apt, and oha (open-loop load) with cargo.
+# and a JWT resource server), the npm `oidc-provider` as the identity provider, authgate with
+# sessions in memory, and authgate with sessions in a Redis server (a replica's near cache on,
+# and off: every request a cold lookup). nginx gets 2 workers, Apache 2 server processes,
+# authgate 2 worker threads. Writes benches/load/results.md and benches/load/results.svg (the
+# full run; --quick writes to target/load-quick/). Needs Debian/Ubuntu: installs nginx-light,
+# wrk, apache2, libapache2-mod-auth-openidc, redis-server and openssl with apt, and oha
+# (open-loop load) with cargo.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=benches/load
@@ -30,6 +32,7 @@ command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v apache2 >/dev/null 2>&1 || need+=(apache2)
 [ -e /usr/lib/apache2/modules/mod_auth_openidc.so ] || need+=(libapache2-mod-auth-openidc)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
   $sudo apt-get install -y --no-install-recommends "${need[@]}" \
@@ -58,6 +61,8 @@ trap cleanup EXIT
 origin=18181 proxy=18182 idp=18183 gw=18180 admin=18190 gw_nocache=18184 admin_nocache=18191
 apache=18185 jwks_tls=18186 gw_sessions=18187 admin_sessions=18194
 demo_gw=18192 demo_admin=18193 demo_idp=18188 demo_origin=18189
+redis=18195 gw_redis=18196 admin_redis=18197 gw_cold=18198 admin_cold=18199
+gw_redis_sessions=18200 admin_redis_sessions=18201
 
 # --- nginx: the origin, the plain proxy hop, and the JWKS for Apache (which wants https) ----
 mkdir -p "$work/nginx/logs" "$work/apache"
@@ -88,8 +93,16 @@ CONF
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g "daemon off;" &
 pids+=($!)
 
+# --- Redis: the shared session store ------------------------------------------------------
+redis-server --port $redis --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null &
+pids+=($!)
+redis_pid=${pids[-1]}
+redis_used() { redis-cli -p $redis INFO memory | awk -F: '/^used_memory:/ {print $2+0}'; }
+
 # --- the identity providers --------------------------------------------------------------
-PORT=$idp REDIRECT_URI="http://127.0.0.1:$gw/_auth/callback" POST_LOGOUT_URI="http://127.0.0.1:$gw/" \
+callbacks="http://127.0.0.1:$gw/_auth/callback,http://127.0.0.1:$gw_redis/_auth/callback"
+callbacks="$callbacks,http://127.0.0.1:$gw_cold/_auth/callback"
+PORT=$idp REDIRECT_URI="$callbacks" POST_LOGOUT_URI="http://127.0.0.1:$gw/" \
   APACHE_REDIRECT_URI="http://127.0.0.1:$apache/session/redirect_uri" \
   node tests/oidc-provider/server.mjs >/dev/null 2>&1 &
 pids+=($!)
@@ -113,6 +126,7 @@ wait_for() {
 wait_for "http://127.0.0.1:$idp/.well-known/openid-configuration" \
   "http://127.0.0.1:$demo_idp/.well-known/openid-configuration" \
   "https://127.0.0.1:$jwks_tls/jwks.json" "http://127.0.0.1:$origin/"
+for _ in $(seq 100); do [ "$(redis-cli -p $redis PING 2>/dev/null)" = PONG ] && break; sleep 0.1; done
 
 # --- Apache httpd + mod_auth_openidc --------------------------------------------------------
 modules=/usr/lib/apache2/modules
@@ -218,8 +232,31 @@ CONF
 start_gateway authgate-sessions
 sessions_pid=${pids[-1]}
 
+# The session gateway again with its sessions in Redis: near cache on (hot sessions cost no
+# round trip), and off (every request reads Redis: the cold path).
+redis_sessions() {
+  printf "sessions: {cookie_keys: ['load-harness-cookie-key-0123456789abcdef'], store: redis,"
+  printf " redis: {url: 'redis://127.0.0.1:%s/', key_prefix: '%s'%s}}\n" $redis "$1" "${2:-}"
+}
+sed -e "s/127.0.0.1:$gw'/127.0.0.1:$gw_redis'/" -e "s/127.0.0.1:$admin'/127.0.0.1:$admin_redis'/" \
+  -e "s|^sessions: .*|$(redis_sessions 'bench-hot:')|" "$work/authgate.yaml" > "$work/authgate-redis.yaml"
+start_gateway authgate-redis
+redis_gw_pid=${pids[-1]}
+sed -e "s/127.0.0.1:$gw'/127.0.0.1:$gw_cold'/" -e "s/127.0.0.1:$admin'/127.0.0.1:$admin_cold'/" \
+  -e "s|^sessions: .*|$(redis_sessions 'bench-cold:' ', near_cache_entries: 0')|" \
+  "$work/authgate.yaml" > "$work/authgate-redis-cold.yaml"
+start_gateway authgate-redis-cold
+cold_gw_pid=${pids[-1]}
+# Signed into many times, for Redis's memory per session.
+sed -e "s/127.0.0.1:$gw_sessions'/127.0.0.1:$gw_redis_sessions'/" \
+  -e "s/127.0.0.1:$admin_sessions'/127.0.0.1:$admin_redis_sessions'/" \
+  -e "s|^sessions: .*|$(redis_sessions 'bench-many:')|" \
+  "$work/authgate-sessions.yaml" > "$work/authgate-redis-sessions.yaml"
+start_gateway authgate-redis-sessions
+
 wait_for "http://127.0.0.1:$admin/readyz" "http://127.0.0.1:$admin_nocache/readyz" \
-  "http://127.0.0.1:$admin_sessions/readyz"
+  "http://127.0.0.1:$admin_sessions/readyz" "http://127.0.0.1:$admin_redis/readyz" \
+  "http://127.0.0.1:$admin_cold/readyz" "http://127.0.0.1:$admin_redis_sessions/readyz"
 apache2 -f "$work/apache/httpd.conf" -k start
 for _ in $(seq 100); do [ -f "$work/apache/httpd.pid" ] && break; sleep 0.1; done
 sleep 0.5
@@ -228,6 +265,8 @@ apache_pids() { pgrep -d, -f "apache2 -f $work/apache/httpd.conf"; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 rss_idle_kb=$(rss_kb "$gw_pid")
 cookie=$(python3 $here/signin.py "http://127.0.0.1:$gw/session/start")
+redis_cookie=$(python3 $here/signin.py "http://127.0.0.1:$gw_redis/session/start")
+cold_cookie=$(python3 $here/signin.py "http://127.0.0.1:$gw_cold/session/start")
 apache_cookie=$(python3 $here/signin.py "http://127.0.0.1:$apache/session/start" mod_auth_openidc_session)
 token=$(head -1 "$work/jwt/tokens.txt")
 curl -fs -o /dev/null -H "Authorization: Bearer $token" "http://127.0.0.1:$apache/jwt/x" \
@@ -251,6 +290,8 @@ scenarios=(
   "apache-jwt|apache|http://127.0.0.1:$apache/jwt/x|-H|Authorization: Bearer $token"
   "authgate-public|$gw_pid|http://127.0.0.1:$gw/public/x|"
   "authgate-session|$gw_pid|http://127.0.0.1:$gw/session/x|-H|Cookie: $cookie"
+  "authgate-session-redis|$redis_gw_pid,$redis_pid|http://127.0.0.1:$gw_redis/session/x|-H|Cookie: $redis_cookie"
+  "authgate-session-redis-cold|$cold_gw_pid,$redis_pid|http://127.0.0.1:$gw_cold/session/x|-H|Cookie: $cold_cookie"
   "authgate-jwt-repeated|$gw_pid|http://127.0.0.1:$gw/jwt/x|-H|Authorization: Bearer $token"
   "authgate-jwt-distinct|$nocache_pid|http://127.0.0.1:$gw_nocache/jwt/x|-s|$work/distinct.lua"
   "authgate-reject-401|$gw_pid|http://127.0.0.1:$gw/session/x|"
@@ -296,14 +337,31 @@ for basis in nginx authgate-public; do
     python3 $here/parse_oha.py "$basis" "$rate" "$name" < "$work/oha.json" >> "$open_loop"
   done
 done
+# A session held near against one read from Redis on every request, at half the Redis-backed
+# session route's median throughput.
+rate=$(( $(median_rps authgate-session-redis) / 2 ))
+for entry in "authgate-session-redis|http://127.0.0.1:$gw_redis/session/x|Cookie: $redis_cookie" \
+             "authgate-session-redis-cold|http://127.0.0.1:$gw_cold/session/x|Cookie: $cold_cookie"; do
+  IFS='|' read -r name url hdr <<< "$entry"
+  oha --no-tui --output-format json --latency-correction -z "${open_loop_secs}s" \
+    -c $connections -q "$rate" -H "$hdr" "$url" > "$work/oha.json"
+  python3 $here/parse_oha.py authgate-session-redis "$rate" "$name" < "$work/oha.json" >> "$open_loop"
+done
 
 # Memory with many live sessions: real sign-ins through the development provider.
 rss_sessions_before_kb=$(rss_kb "$sessions_pid")
 "$bin/examples/sign_in_many" "http://127.0.0.1:$gw_sessions/session/x" "$sessions" 32
 rss_sessions_after_kb=$(rss_kb "$sessions_pid")
+# The same sign-ins with the sessions in Redis: its memory before and after.
+redis_before=$(redis_used)
+"$bin/examples/sign_in_many" "http://127.0.0.1:$gw_redis_sessions/session/x" "$sessions" 32
+redis_after=$(redis_used)
+redis-cli -p $redis --scan --pattern 'bench-many:*' | sed -E 's/^bench-many:([a-z]+):.*/\1/' \
+  | sort | uniq -c > "$work/redis_keys.txt"
 
 python3 $here/report.py "$results" "$open_loop" "$out/results.svg" "$rss_idle_kb" \
   "$rss_sessions_before_kb" "$rss_sessions_after_kb" "$sessions" \
-  "$duration" "$rounds" "$connections" "$threads" "${1:-}" > "$out/results.md"
+  "$duration" "$rounds" "$connections" "$threads" "${1:-}" \
+  "$redis_before" "$redis_after" "$work/redis_keys.txt" > "$out/results.md"
 echo "wrote $out/results.md and $out/results.svg"
 cat "$out/results.md"
