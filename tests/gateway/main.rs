@@ -29,6 +29,7 @@ mod readiness;
 mod refresh;
 mod reload_carry;
 mod replicas;
+mod replicas_topologies;
 mod routing;
 mod signin;
 mod slow_clients;

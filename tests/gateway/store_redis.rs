@@ -58,6 +58,80 @@ pub(crate) fn start(dir: &std::path::Path, extra: &[&str]) -> Server {
     server
 }
 
+/// Three sentinels watching the master on `master_port` (as `primary`; down after 1 s).
+pub(crate) fn start_sentinels(dir: &std::path::Path, master_port: u16) -> Vec<Server> {
+    let mut sentinels = Vec::new();
+    for _ in 0..3 {
+        let port = free_port();
+        let conf = dir.join(format!("sentinel-{port}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\nsentinel monitor primary 127.0.0.1 {master_port} 2\nsentinel down-after-milliseconds primary 1000\nsentinel failover-timeout primary 3000\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let sentinel = Server { child, port };
+        wait_for("the sentinel answers", Duration::from_secs(10), || {
+            redis_cli(port, &["PING"]) == "PONG"
+        });
+        sentinels.push(sentinel);
+    }
+    sentinels
+}
+
+/// A master on `dir` and a replica in sync with it.
+pub(crate) fn start_master_and_replica(dir: &std::path::Path) -> (Server, Server) {
+    let master = start(&tempfile::tempdir_in(dir).unwrap().keep(), &[]);
+    let replica = start(
+        &tempfile::tempdir_in(dir).unwrap().keep(),
+        &["--replicaof", "127.0.0.1", &master.port.to_string()],
+    );
+    wait_for("the replica is in sync", Duration::from_secs(10), || {
+        redis_cli(replica.port, &["INFO", "replication"]).contains("master_link_status:up")
+    });
+    (master, replica)
+}
+
+/// A 3-master cluster on loopback; the nodes and their `host:port`.
+pub(crate) fn start_cluster(dir: &std::path::Path) -> (Vec<Server>, Vec<String>) {
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let node_dir = tempfile::tempdir_in(dir).unwrap().keep();
+        nodes.push(start(
+            &node_dir,
+            &["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"],
+        ));
+    }
+    let addresses: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let created = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&addresses)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stdout)
+    );
+    wait_for("the cluster is up", Duration::from_secs(20), || {
+        nodes
+            .iter()
+            .all(|n| redis_cli(n.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+    });
+    (nodes, addresses)
+}
+
 fn settings(topology: Topology) -> RedisSettings {
     RedisSettings {
         topology,
@@ -123,39 +197,8 @@ async fn a_store_that_cannot_reach_redis_says_so_and_recovers() {
 #[tokio::test]
 async fn sentinel_redis_passes_the_conformance_suite_and_follows_a_failover() {
     let dir = tempfile::tempdir().unwrap();
-    let master = start(dir.path(), &[]);
-    let replica_dir = tempfile::tempdir().unwrap();
-    let replica = start(
-        replica_dir.path(),
-        &["--replicaof", "127.0.0.1", &master.port.to_string()],
-    );
-    wait_for("the replica is in sync", Duration::from_secs(10), || {
-        redis_cli(replica.port, &["INFO", "replication"]).contains("master_link_status:up")
-    });
-    let mut sentinels = Vec::new();
-    for _ in 0..3 {
-        let port = free_port();
-        let conf = dir.path().join(format!("sentinel-{port}.conf"));
-        std::fs::write(
-            &conf,
-            format!(
-                "port {port}\nbind 127.0.0.1\nsentinel monitor primary 127.0.0.1 {} 2\nsentinel down-after-milliseconds primary 1000\nsentinel failover-timeout primary 3000\n",
-                master.port
-            ),
-        )
-        .unwrap();
-        let child = Command::new("redis-server")
-            .arg(&conf)
-            .arg("--sentinel")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let sentinel = Server { child, port };
-        wait_for("the sentinel answers", Duration::from_secs(10), || {
-            redis_cli(port, &["PING"]) == "PONG"
-        });
-        sentinels.push(sentinel);
-    }
+    let (master, replica) = start_master_and_replica(dir.path());
+    let sentinels = start_sentinels(dir.path(), master.port);
     let store = RedisStore::connect(settings(Topology::Sentinel {
         sentinels: sentinels
             .iter()
@@ -207,34 +250,7 @@ async fn sentinel_redis_passes_the_conformance_suite_and_follows_a_failover() {
 #[tokio::test]
 async fn a_three_master_cluster_passes_the_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        let node_dir = tempfile::tempdir_in(dir.path()).unwrap().keep();
-        nodes.push(start(
-            &node_dir,
-            &["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"],
-        ));
-    }
-    let addresses: Vec<String> = nodes
-        .iter()
-        .map(|n| format!("127.0.0.1:{}", n.port))
-        .collect();
-    let created = Command::new("redis-cli")
-        .args(["--cluster", "create"])
-        .args(&addresses)
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
-        .output()
-        .unwrap();
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stdout)
-    );
-    wait_for("the cluster is up", Duration::from_secs(20), || {
-        nodes
-            .iter()
-            .all(|n| redis_cli(n.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok"))
-    });
+    let (nodes, addresses) = start_cluster(dir.path());
     let store = RedisStore::connect(settings(Topology::Cluster {
         nodes: addresses.iter().map(|a| format!("redis://{a}/")).collect(),
     }))
