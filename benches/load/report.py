@@ -71,19 +71,31 @@ for r in (r for r in open_loop if r["rate_basis"] in direct_p99):
           f"{float(r['p50_ms']):.2f} | {float(r['p99_ms']):.2f} | "
           f"{'' if r['scenario'] == 'direct' else f'{added:.2f}'} |")
 
-redis_loop = {r["scenario"]: r for r in open_loop if r["rate_basis"] == "authgate-session-redis"}
-hot, cold = redis_loop.get("authgate-session-redis"), redis_loop.get("authgate-session-redis-cold")
-cold_over_hot = float(cold["p99_ms"]) - float(hot["p99_ms"]) if hot and cold else float("nan")
+def redis_pair(basis):
+    at = {r["scenario"]: r for r in open_loop if r["rate_basis"] == basis}
+    return at.get("authgate-session-redis"), at.get("authgate-session-redis-cold")
+
+
+def cold_minus_hot(basis):
+    hot, cold = redis_pair(basis)
+    return float(cold["p99_ms"]) - float(hot["p99_ms"]) if hot and cold else float("nan")
+
+
+cold_over_hot = cold_minus_hot("authgate-session-redis")
 redis_per_session = (redis_after - redis_before) / sessions if sessions else 0
 print("\n## Sessions in Redis\n")
-if hot and cold:
-    print(f"oha at {hot['rate']} req/s (half the Redis-backed session route's median throughput), "
-          "a session held near against one read from Redis on every request:\n")
-    print("| scenario | achieved req/s | p50 ms | p99 ms |")
-    print("|---|---|---|---|")
-    for r in (hot, cold):
-        print(f"| {r['scenario']} | {float(r['achieved_rps']):.0f} | {float(r['p50_ms']):.2f} | "
-              f"{float(r['p99_ms']):.2f} |")
+print("oha at fixed rates, a session held near (`authgate-session-redis`) against one read from "
+      "Redis on every request (`-cold`): at half the Redis-backed session route's median "
+      "throughput, and at half the cold route's.\n")
+print("| rate basis | rate req/s | scenario | achieved req/s | p50 ms | p99 ms | cold p99 over hot ms |")
+print("|---|---|---|---|---|---|---|")
+for basis in ("authgate-session-redis", "authgate-session-redis-cold"):
+    for r in redis_pair(basis):
+        if r is None:
+            continue
+        extra = f"{cold_minus_hot(basis):.2f}" if r["scenario"].endswith("-cold") else ""
+        print(f"| half {basis} | {r['rate']} | {r['scenario']} | {float(r['achieved_rps']):.0f} | "
+              f"{float(r['p50_ms']):.2f} | {float(r['p99_ms']):.2f} | {extra} |")
 kinds = ", ".join(f"{n:,} {kind}" for kind, n in sorted(redis_keys.items()))
 print(f"\n- Redis `used_memory` before and after {sessions:,} sign-ins through a Redis-backed "
       f"gateway: {redis_before / 2**20:.1f} MiB → {redis_after / 2**20:.1f} MiB, "
@@ -137,8 +149,10 @@ redis_checks = [
      get("authgate-session-redis") >= 0.9 * get("authgate-session"),
      f"{get('authgate-session-redis') / get('authgate-session'):.2f}×"),
     ("Redis memory ≤ 1.5 KB per session", redis_per_session <= 1536, f"{redis_per_session:.0f} bytes"),
-    ("cold session p99 ≤ 1 ms over a hot one at half the max rate", cold_over_hot <= 1.0,
-     f"{cold_over_hot:.2f} ms"),
+    ("cold session p99 ≤ 1 ms over a hot one at half the (hot) session route's max rate",
+     cold_over_hot <= 1.0, f"{cold_over_hot:.2f} ms"),
+    ("the same at half the cold route's max rate", cold_minus_hot("authgate-session-redis-cold") <= 1.0,
+     f"{cold_minus_hot('authgate-session-redis-cold'):.2f} ms"),
 ]
 print("\n## Targets (issue 11: sessions in Redis)\n")
 print("| target | result | measured |")

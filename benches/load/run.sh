@@ -338,14 +338,16 @@ for basis in nginx authgate-public; do
   done
 done
 # A session held near against one read from Redis on every request, at half the Redis-backed
-# session route's median throughput.
-rate=$(( $(median_rps authgate-session-redis) / 2 ))
-for entry in "authgate-session-redis|http://127.0.0.1:$gw_redis/session/x|Cookie: $redis_cookie" \
-             "authgate-session-redis-cold|http://127.0.0.1:$gw_cold/session/x|Cookie: $cold_cookie"; do
-  IFS='|' read -r name url hdr <<< "$entry"
-  oha --no-tui --output-format json --latency-correction -z "${open_loop_secs}s" \
-    -c $connections -q "$rate" -H "$hdr" "$url" > "$work/oha.json"
-  python3 $here/parse_oha.py authgate-session-redis "$rate" "$name" < "$work/oha.json" >> "$open_loop"
+# session route's median throughput, and at half the cold route's.
+for basis in authgate-session-redis authgate-session-redis-cold; do
+  rate=$(( $(median_rps $basis) / 2 ))
+  for entry in "authgate-session-redis|http://127.0.0.1:$gw_redis/session/x|Cookie: $redis_cookie" \
+               "authgate-session-redis-cold|http://127.0.0.1:$gw_cold/session/x|Cookie: $cold_cookie"; do
+    IFS='|' read -r name url hdr <<< "$entry"
+    oha --no-tui --output-format json --latency-correction -z "${open_loop_secs}s" \
+      -c $connections -q "$rate" -H "$hdr" "$url" > "$work/oha.json"
+    python3 $here/parse_oha.py $basis "$rate" "$name" < "$work/oha.json" >> "$open_loop"
+  done
 done
 
 # Memory with many live sessions: real sign-ins through the development provider.
