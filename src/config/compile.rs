@@ -226,7 +226,20 @@ pub fn compile_after(file: FileConfig, running: Option<&Gateway>) -> Result<Gate
     );
     let issuers =
         super::compile_jwt::issuers(file.jwt_issuers, previous, &mut carried, &mut problems);
-    let sessions = super::compile_oidc::sessions(&file.sessions, &mut problems);
+    let mut sessions = super::compile_oidc::sessions(&file.sessions, &mut problems);
+    if let Some(running) = running {
+        // The session store is chosen at start-up: a reload keeps the running one, and may not
+        // take away the keys its sessions are sealed with.
+        sessions.redis = running.sessions.redis.clone();
+        sessions.near_cache_entries = running.sessions.near_cache_entries;
+        if sessions.redis.is_some() && sessions.cookie_keys.is_none() {
+            problems.add(
+                "sessions.cookie_keys",
+                "the running gateway keeps sessions in Redis (chosen at start-up); a reload \
+                 cannot take away the keys they are sealed with",
+            );
+        }
+    }
     let providers =
         super::compile_oidc::providers(file.oidc_providers, previous, &mut carried, &mut problems);
     let issuer_ids: Vec<Arc<str>> = issuers.iter().map(|i| i.id.clone()).collect();
@@ -674,5 +687,27 @@ apps:
         .to_string();
         assert!(err.contains("apps[1].custom_domains[0]"), "{err}");
         assert!(err.contains("app `a`"), "{err}");
+    }
+
+    #[test]
+    fn a_reload_keeps_the_session_store_and_its_keys() {
+        let with = |sessions: &str| format!("{MINIMAL}sessions: {sessions}\n");
+        let running = from_yaml(&with(
+            "{cookie_keys: ['a-key-of-at-least-thirty-two-bytes!!'], store: redis, redis: {url: 'redis://127.0.0.1:6379/'}}",
+        ))
+        .unwrap();
+        let file = |sessions: &str| crate::config::parse(&with(sessions)).unwrap();
+        // The store is chosen at start-up: a file that says memory keeps the running Redis.
+        let reloaded = super::compile_after(
+            file("{cookie_keys: ['a-key-of-at-least-thirty-two-bytes!!']}"),
+            Some(&running),
+        )
+        .unwrap();
+        assert!(reloaded.sessions.redis.is_some());
+        // Without the keys, every session in Redis would stop opening: refused.
+        let err = super::compile_after(file("{}"), Some(&running))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sessions.cookie_keys"), "{err}");
     }
 }
