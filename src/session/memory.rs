@@ -49,6 +49,11 @@ impl SingleUse for Claims {
     async fn claim(&self, key: &str, ttl: Duration) -> StoreResult<bool> {
         Ok(self.0.entry(key.to_string()).or_insert(ttl).is_fresh())
     }
+
+    async fn release_claim(&self, key: &str) -> StoreResult<()> {
+        self.0.invalidate(key);
+        Ok(())
+    }
 }
 
 impl MemoryStore {

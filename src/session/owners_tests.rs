@@ -105,6 +105,14 @@ async fn finds_and_ends_by_owner(store: &dyn SessionStore) {
         .claim("state:x", Duration::from_secs(5))
         .await
         .unwrap());
+    claims.release_claim("state:x").await.unwrap();
+    assert!(
+        claims
+            .claim("state:x", Duration::from_secs(5))
+            .await
+            .unwrap(),
+        "a released claim can be made again"
+    );
     assert!(claims
         .claim("state:y", Duration::from_millis(50))
         .await

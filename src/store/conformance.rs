@@ -187,6 +187,16 @@ pub async fn single_use(store: &impl SingleUse, ns: &str) {
         .count();
     assert_eq!(won, 1, "of 20 concurrent claims exactly one wins");
 
+    store.release_claim(&key).await.unwrap();
+    assert!(
+        store.claim(&key, Duration::from_secs(30)).await.unwrap(),
+        "a released claim can be made again"
+    );
+    store
+        .release_claim(&format!("{ns}:never-claimed"))
+        .await
+        .unwrap();
+
     let short = format!("{ns}:state-short");
     assert!(store
         .claim(&short, Duration::from_millis(300))

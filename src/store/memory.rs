@@ -164,6 +164,11 @@ impl SingleUse for MemoryStore {
         }
         Ok(fresh)
     }
+
+    async fn release_claim(&self, key: &str) -> StoreResult<()> {
+        self.tables().claims.remove(key);
+        Ok(())
+    }
 }
 
 #[async_trait]

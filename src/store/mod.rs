@@ -60,6 +60,9 @@ pub trait Records: Send + Sync {
 pub trait SingleUse: Send + Sync {
     /// True for the first claim of `key` within `ttl`; false for every other.
     async fn claim(&self, key: &str, ttl: Duration) -> StoreResult<bool>;
+    /// Gives a claim back (the work it guarded could not be done), so the key can be claimed
+    /// again.
+    async fn release_claim(&self, key: &str) -> StoreResult<()>;
 }
 
 /// A held lease: its name and the token that proves it is this holder's.

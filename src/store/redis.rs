@@ -414,6 +414,13 @@ impl SingleUse for RedisStore {
             .await?;
         Ok(set.is_some())
     }
+
+    async fn release_claim(&self, key: &str) -> StoreResult<()> {
+        let _: u64 = self
+            .query("del", redis::cmd("DEL").arg(self.key(key)))
+            .await?;
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -114,11 +114,17 @@ impl SignIn {
             (None, None) => return refused("neither sid nor sub"),
         };
         match self.store.end_sessions_of(owner).await {
+            Err(e) => {
+                // Not done: the provider may send the token again, and it must be accepted then.
+                if let Err(e) = self.store.single_use().release_claim(&jti).await {
+                    tracing::warn!(error = %e, "a logout token's jti stays claimed after a failed logout");
+                }
+                unavailable(e)
+            }
             Ok(ended) => {
                 tracing::info!(app = %app.id, provider = %provider.id, sessions = ended, by_sid = token.sid.is_some(), "back-channel logout: sessions ended");
                 (Answer::empty(200, "backchannel_logout"), Outcome::Ended)
             }
-            Err(e) => unavailable(e),
         }
     }
 }
