@@ -7,10 +7,13 @@
 //! - A near cache keeps hot sessions in this process, so a signed-in request costs no round
 //!   trip. A change or end of a session is announced on a channel and every replica drops its
 //!   copy at once; a near copy is also re-checked against the store every [`RECHECK`], which
-//!   bounds how long a missed announcement could matter.
+//!   bounds how long a missed announcement could matter. While the channel's subscription is
+//!   down (Redis restarting, a Sentinel failover), near copies are re-checked on every use, and
+//!   all are dropped when it resumes.
 //! - When the store cannot be reached, sessions in the near cache keep serving; a lookup that
 //!   needs the store fails as unavailable (a 503, never a sign-in loop).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,10 +24,14 @@ use super::{packed, Owner, Session, SessionId, SessionStore};
 use crate::config::Gateway;
 use crate::jwt::ClaimSet;
 use crate::session::cookie::CookieKeys;
-use crate::store::{Changes, Leases, Records, SingleUse, StoreError, StoreResult};
+use crate::store::{Change, Changes, Leases, Records, SingleUse, StoreError, StoreResult};
 
 /// How often a replica re-checks (and slides) a session it holds near.
 pub const RECHECK: Duration = Duration::from_secs(5);
+
+/// How often, while the change feed is interrupted, a replica re-checks a session it holds
+/// near: within the second a sign-out elsewhere must be honoured in.
+pub const RECHECK_WITHOUT_FEED: Duration = Duration::from_millis(500);
 
 /// The channel on which session changes are announced.
 const CHANNEL: &str = "sessions";
@@ -58,6 +65,8 @@ pub struct SharedSessions {
     near: quick_cache::sync::Cache<SessionId, Arc<Near>>,
     /// False with a near cache of 0 entries: every lookup reads the store.
     hold_near: bool,
+    /// False while the change feed is interrupted: near copies are re-checked on every use.
+    feed_live: AtomicBool,
     /// This replica's name on the channel, so it does not drop what it just stored.
     replica: String,
 }
@@ -114,6 +123,7 @@ impl SharedSessions {
             idle,
             near: quick_cache::sync::Cache::new(near_capacity.clamp(1, usize::MAX as u64) as usize),
             hold_near: near_capacity > 0,
+            feed_live: AtomicBool::new(true),
             replica: crate::store::random_token(),
         });
         let mut changes = backend.subscribe(CHANNEL).await?;
@@ -125,7 +135,7 @@ impl SharedSessions {
                     return;
                 };
                 match message {
-                    Ok(text) => {
+                    Ok(Change::Message(text)) => {
                         let Some((from, id)) = text.split_once(':') else {
                             continue;
                         };
@@ -135,7 +145,14 @@ impl SharedSessions {
                             }
                         }
                     }
-                    // Announcements were missed: nothing held near can be trusted.
+                    // Until the feed is back, each near copy is re-checked on every use (and
+                    // still serves if the store cannot answer).
+                    Ok(Change::Lost) => sessions.feed_live.store(false, Ordering::Relaxed),
+                    // Announcements may have been missed: nothing held near can be trusted.
+                    Ok(Change::Resumed) => {
+                        sessions.near.clear();
+                        sessions.feed_live.store(true, Ordering::Relaxed);
+                    }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         sessions.near.clear();
                     }
@@ -191,7 +208,12 @@ impl SessionStore for SharedSessions {
                 self.near.remove(id);
                 return Ok(None);
             }
-            if near.checked.elapsed() < RECHECK {
+            let every = if self.feed_live.load(Ordering::Relaxed) {
+                RECHECK
+            } else {
+                RECHECK_WITHOUT_FEED
+            };
+            if near.checked.elapsed() < every {
                 return Ok(Some(near.session.clone()));
             }
             // Due for a re-check: still there (ended elsewhere, its announcement missed)?
@@ -207,10 +229,13 @@ impl SessionStore for SharedSessions {
                     self.near.remove(id);
                     Ok(None)
                 }
-                // The store is away: what is held near keeps serving.
+                // The store is away: what is held near keeps serving (and is not asked about
+                // again before the next interval).
                 Err(e) => {
                     tracing::warn!(error = %e, "session re-check failed; serving the near copy");
-                    Ok(Some(near.session.clone()))
+                    let session = near.session.clone();
+                    self.hold(*id, session.clone());
+                    Ok(Some(session))
                 }
             };
         }

@@ -287,7 +287,11 @@ pub async fn changes(store: &impl Changes, ns: &str) {
                 .await
                 .unwrap_or_else(|_| panic!("`{expected}` not received within 2 s"))
                 .unwrap();
-            assert_eq!(got, expected, "messages arrive in order");
+            assert_eq!(
+                got,
+                super::Change::Message(expected.into()),
+                "messages arrive in order"
+            );
         }
     }
     // Other channels' messages are not delivered.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use super::{random_token, Changes, Lease, Leases, Records, SingleUse, StoreResult};
+use super::{random_token, Change, Changes, Lease, Leases, Records, SingleUse, StoreResult};
 
 /// Writes between two sweeps of expired entries.
 const SWEEP_EVERY: u64 = 1024;
@@ -42,7 +42,7 @@ impl Tables {
 #[derive(Default)]
 pub struct MemoryStore {
     tables: Mutex<Tables>,
-    channels: Mutex<HashMap<String, broadcast::Sender<String>>>,
+    channels: Mutex<HashMap<String, broadcast::Sender<Change>>>,
 }
 
 impl MemoryStore {
@@ -214,12 +214,12 @@ impl Changes for MemoryStore {
         let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(sender) = channels.get(channel) {
             // No receiver left is not an error: nobody is listening.
-            let _ = sender.send(message.to_string());
+            let _ = sender.send(Change::Message(message.to_string()));
         }
         Ok(())
     }
 
-    async fn subscribe(&self, channel: &str) -> StoreResult<broadcast::Receiver<String>> {
+    async fn subscribe(&self, channel: &str) -> StoreResult<broadcast::Receiver<Change>> {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         Ok(channels
             .entry(channel.to_string())

@@ -83,17 +83,30 @@ pub trait Leases: Send + Sync {
     async fn release(&self, lease: &Lease) -> StoreResult<bool>;
 }
 
+/// What a subscription delivers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A message published on the channel.
+    Message(String),
+    /// The subscription was interrupted: messages may go missing until [`Change::Resumed`].
+    Lost,
+    /// The subscription is back after [`Change::Lost`]; what was published in between is
+    /// unknown.
+    Resumed,
+}
+
 /// Messages to every replica (this one included).
 #[async_trait]
 pub trait Changes: Send + Sync {
     /// Sends `message` on `channel`.
     async fn publish(&self, channel: &str, message: &str) -> StoreResult<()>;
-    /// Messages on `channel` from now on. A receiver that falls behind loses the oldest
-    /// (`Lagged`); callers that must not miss any resynchronise then.
+    /// Messages on `channel` from now on, and word of the subscription's interruptions. A
+    /// receiver that falls behind loses the oldest (`Lagged`); callers that must not miss any
+    /// resynchronise then, and after [`Change::Resumed`].
     async fn subscribe(
         &self,
         channel: &str,
-    ) -> StoreResult<tokio::sync::broadcast::Receiver<String>>;
+    ) -> StoreResult<tokio::sync::broadcast::Receiver<Change>>;
 }
 
 /// A fresh random token (leases, test namespaces).

@@ -24,7 +24,8 @@ use redis::{Cmd, FromRedisValue, RedisError, Script};
 use tokio::sync::broadcast;
 
 use super::{
-    millis, random_token, Changes, Lease, Leases, Records, SingleUse, StoreError, StoreResult,
+    millis, random_token, Change, Changes, Lease, Leases, Records, SingleUse, StoreError,
+    StoreResult,
 };
 
 /// How the servers are reached.
@@ -79,7 +80,7 @@ pub struct RedisSettings {
 
 enum Connection {
     Standalone(ConnectionManager),
-    Sentinel(Box<SentinelConnection>),
+    Sentinel(Arc<SentinelConnection>),
     Cluster(ClusterConnection),
 }
 
@@ -150,7 +151,7 @@ impl RedisStore {
                     ConnectionManager::new_with_config(master_client.clone(), config.clone())
                         .await
                         .map_err(unavailable)?;
-                Connection::Sentinel(Box::new(SentinelConnection {
+                Connection::Sentinel(Arc::new(SentinelConnection {
                     sentinels: tokio::sync::Mutex::new(client),
                     master: ArcSwap::from_pointee((master_client, manager)),
                     config,
@@ -278,20 +279,21 @@ impl RedisStore {
 
     /// A client for a subscription: the server itself, the current master, or a seed node
     /// (a cluster delivers every PUBLISH to subscribers on any node).
-    async fn subscriber_client(&self) -> StoreResult<redis::Client> {
+    /// Where subscriptions go: the server, the current master (asked of the sentinels at
+    /// every resubscription, so a failover is followed), or a cluster node.
+    fn subscription_target(&self) -> StoreResult<SubscriptionTarget> {
         match (&self.connection, &self.settings.topology) {
             (Connection::Standalone(_), Topology::Standalone { url }) => {
-                redis::Client::open(url.as_str()).map_err(unavailable)
+                Ok(SubscriptionTarget::Fixed(Box::new(
+                    redis::Client::open(url.as_str()).map_err(unavailable)?,
+                )))
             }
-            (Connection::Sentinel(s), _) => {
-                s.find_master().await?;
-                Ok(s.master.load().0.clone())
-            }
+            (Connection::Sentinel(s), _) => Ok(SubscriptionTarget::Master(s.clone())),
             (_, Topology::Cluster { nodes }) => {
                 let mut last = None;
                 for node in nodes {
                     match redis::Client::open(node.as_str()) {
-                        Ok(client) => return Ok(client),
+                        Ok(client) => return Ok(SubscriptionTarget::Fixed(Box::new(client))),
                         Err(e) => last = Some(e),
                     }
                 }
@@ -302,6 +304,36 @@ impl RedisStore {
             }
             _ => Err(StoreError::Unavailable("no server to subscribe to".into())),
         }
+    }
+}
+
+/// Where a subscription connects.
+#[derive(Clone)]
+enum SubscriptionTarget {
+    Fixed(Box<redis::Client>),
+    Master(Arc<SentinelConnection>),
+}
+
+impl SubscriptionTarget {
+    async fn client(&self) -> StoreResult<redis::Client> {
+        match self {
+            SubscriptionTarget::Fixed(client) => Ok((**client).clone()),
+            SubscriptionTarget::Master(sentinel) => {
+                sentinel.find_master().await?;
+                Ok(sentinel.master.load().0.clone())
+            }
+        }
+    }
+
+    async fn subscribe(&self, channel: &str) -> StoreResult<redis::aio::PubSub> {
+        let mut pubsub = self
+            .client()
+            .await?
+            .get_async_pubsub()
+            .await
+            .map_err(unavailable)?;
+        pubsub.subscribe(channel).await.map_err(unavailable)?;
+        Ok(pubsub)
     }
 }
 
@@ -474,39 +506,40 @@ impl Changes for RedisStore {
 
     /// A task holds the subscription, resubscribing with backoff after a lost connection;
     /// it ends when every receiver is gone. Returns once the first subscription is in place.
-    async fn subscribe(&self, channel: &str) -> StoreResult<broadcast::Receiver<String>> {
+    async fn subscribe(&self, channel: &str) -> StoreResult<broadcast::Receiver<Change>> {
         let (sender, receiver) = broadcast::channel(CHANNEL_DEPTH);
         let channel = self.key(channel);
-        let client = self.subscriber_client().await?;
-        let mut pubsub = client.get_async_pubsub().await.map_err(unavailable)?;
-        pubsub.subscribe(&channel).await.map_err(unavailable)?;
+        let target = self.subscription_target()?;
+        let pubsub = target.subscribe(&channel).await?;
         let timeout = self.settings.connect_timeout;
         tokio::spawn(async move {
             let mut stream = pubsub.into_on_message();
-            let mut backoff = Duration::from_millis(100);
             loop {
                 while let Some(message) = stream.next().await {
                     if let Ok(text) = message.get_payload::<String>() {
-                        if sender.send(text).is_err() {
+                        if sender.send(Change::Message(text)).is_err() {
                             return; // nobody listens any more
                         }
                     }
-                    backoff = Duration::from_millis(100);
                 }
-                if sender.receiver_count() == 0 {
+                if sender.send(Change::Lost).is_err() {
                     return;
                 }
                 tracing::warn!(channel, "Redis subscription lost; resubscribing");
+                // Retried every second at most: while it is down, subscribers cannot trust
+                // what they hold.
+                let mut backoff = Duration::from_millis(100);
                 loop {
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    let again = async {
-                        let mut pubsub = client.get_async_pubsub().await?;
-                        pubsub.subscribe(&channel).await?;
-                        Ok::<_, RedisError>(pubsub)
-                    };
-                    if let Ok(Ok(pubsub)) = tokio::time::timeout(timeout, again).await {
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    if let Ok(Ok(pubsub)) =
+                        tokio::time::timeout(timeout, target.subscribe(&channel)).await
+                    {
                         stream = pubsub.into_on_message();
+                        tracing::info!(channel, "Redis subscription resumed");
+                        if sender.send(Change::Resumed).is_err() {
+                            return;
+                        }
                         break;
                     }
                 }

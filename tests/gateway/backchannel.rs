@@ -271,10 +271,7 @@ async fn forged_replayed_and_malformed_logout_requests_end_nothing() {
     // The real token still works after all that.
     assert_eq!(send_token(&s.gw, &token).await.status, 200);
     assert!(!is_signed_in(&s, &mut b).await);
-    let metrics = crate::common::get(s.gw.admin, "/metrics", "admin")
-        .await
-        .unwrap()
-        .body;
+    let metrics = s.gw.metrics().await;
     assert!(
         metrics.contains(r#"authgate_backchannel_logouts_total{app="app",outcome="ended"} 1"#),
         "{metrics}"

@@ -92,10 +92,20 @@ async fn settle(b: &mut Browser, mut hop: crate::browser::Hop) -> crate::browser
 }
 
 /// Signs in at the provider's own pages (login, then consent) from where the gateway sent
-/// the browser; returns the page the browser lands on back at the app.
-async fn sign_in_at_provider(b: &mut Browser, first: crate::browser::Hop) -> crate::browser::Hop {
+/// the browser (its login page, then its consent page); returns the page the browser lands on
+/// back at the app.
+async fn sign_in_at_provider(
+    b: &mut Browser,
+    provider: &NodeProvider,
+    first: crate::browser::Hop,
+) -> crate::browser::Hop {
     let login_page = settle(b, first).await;
     assert_eq!(login_page.status, 200, "{}", login_page.body);
+    assert!(
+        login_page.url.starts_with(&provider.issuer),
+        "{}",
+        login_page.url
+    );
     let action = form_action(&login_page.url, &login_page.body);
     let consent_page = b
         .post_form(
@@ -104,6 +114,11 @@ async fn sign_in_at_provider(b: &mut Browser, first: crate::browser::Hop) -> cra
         )
         .await;
     let consent_page = settle(b, consent_page).await;
+    assert!(
+        consent_page.body.contains("consent"),
+        "{}",
+        consent_page.body
+    );
     let action = form_action(&consent_page.url, &consent_page.body);
     let back = b.post_form(&action, &[("prompt", "consent")]).await;
     settle(b, back).await
@@ -138,31 +153,10 @@ apps:
     .await;
     let mut b = Browser::new("app.test", gw.addr);
 
-    // The gateway sends the browser to the provider's login page.
+    // The gateway sends the browser to the provider's login page; the user signs in and
+    // consents there.
     let first = b.get(&format!("{base}/reports?q=1")).await;
-    let login_page = settle(&mut b, first).await;
-    assert_eq!(login_page.status, 200, "{}", login_page.body);
-    assert!(
-        login_page.url.starts_with(&provider.issuer),
-        "{}",
-        login_page.url
-    );
-    let action = form_action(&login_page.url, &login_page.body);
-    let consent_page = b
-        .post_form(
-            &action,
-            &[("prompt", "login"), ("login", "alice"), ("password", "any")],
-        )
-        .await;
-    let consent_page = settle(&mut b, consent_page).await;
-    assert!(
-        consent_page.body.contains("consent"),
-        "{}",
-        consent_page.body
-    );
-    let action = form_action(&consent_page.url, &consent_page.body);
-    let back = b.post_form(&action, &[("prompt", "consent")]).await;
-    let landed = settle(&mut b, back).await;
+    let landed = sign_in_at_provider(&mut b, &provider, first).await;
 
     assert_eq!(landed.status, 200, "{} {}", landed.url, landed.body);
     assert_eq!(landed.url, format!("{base}/reports?q=1"));
@@ -244,7 +238,7 @@ apps:
     // Signed in through A, and so on B too.
     let mut on_a = Browser::new("app.test", a.addr);
     let first = on_a.get(&format!("{base_a}/reports")).await;
-    let landed = sign_in_at_provider(&mut on_a, first).await;
+    let landed = sign_in_at_provider(&mut on_a, &provider, first).await;
     assert_eq!(landed.status, 200, "{} {}", landed.url, landed.body);
     let me = on_a.get(&format!("{base_a}/_auth/me")).await;
     let claims: serde_json::Value = serde_json::from_str(&me.body).unwrap();
@@ -287,10 +281,7 @@ apps:
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(on_a.get(&format!("{base_a}/_auth/me")).await.status, 401);
-    let metrics = crate::common::get(a.admin, "/metrics", "admin")
-        .await
-        .unwrap()
-        .body;
+    let metrics = a.metrics().await;
     assert!(
         metrics.contains(r#"authgate_backchannel_logouts_total{app="app",outcome="ended"} 1"#),
         "{metrics}"

@@ -271,6 +271,11 @@ impl Gateway {
         }
     }
 
+    /// What the gateway's `/metrics` says now.
+    pub async fn metrics(&self) -> String {
+        get(self.admin, "/metrics", "admin").await.unwrap().body
+    }
+
     /// The gateway's readiness report.
     pub async fn readiness(&self) -> (u16, serde_json::Value) {
         let resp = get(self.admin, "/readyz", "admin").await.unwrap();

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::common::{get, raw, Gateway, Origin};
+use crate::common::{raw, Gateway, Origin};
 use crate::signin::setup;
 use crate::tokens::{claims, JwksServer, TestKey};
 
@@ -23,7 +23,7 @@ async fn sign_ins_sign_outs_refreshes_and_sessions_are_counted() {
         k.expires_in = Some(2);
         k.refreshed_expires_in = Some(3600);
     });
-    let scrape = || async { get(s.gw.admin, "/metrics", "admin").await.unwrap().body };
+    let scrape = || s.gw.metrics();
     let before = scrape().await;
     assert_eq!(value(&before, "authgate_sessions"), Some(0.0), "{before}");
     let version = format!(
@@ -130,7 +130,7 @@ async fn the_token_cache_hits_are_counted() {
     for _ in 0..3 {
         assert_eq!(raw(gw.addr, req.as_bytes()).await.status, 200);
     }
-    let metrics = get(gw.admin, "/metrics", "admin").await.unwrap().body;
+    let metrics = gw.metrics().await;
     assert_eq!(
         value(
             &metrics,

@@ -126,10 +126,7 @@ async fn a_sign_in_on_one_replica_holds_on_the_other_and_a_sign_out_ends_it_on_b
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // The store's round trips are measured.
-    let metrics = crate::common::get(r.a.admin, "/metrics", "admin")
-        .await
-        .unwrap()
-        .body;
+    let metrics = r.a.metrics().await;
     assert!(
         metrics.contains("authgate_store_duration_seconds_count{op=\"get\"}"),
         "{metrics}"
@@ -166,10 +163,7 @@ async fn redis_away_means_503_not_a_sign_in_loop_and_service_resumes() {
         "{}",
         api.body
     );
-    let metrics = crate::common::get(r.b.admin, "/metrics", "admin")
-        .await
-        .unwrap()
-        .body;
+    let metrics = r.b.metrics().await;
     assert!(
         metrics.contains("authgate_store_errors_total{op=\"getex\"}"),
         "{metrics}"

@@ -147,5 +147,14 @@ async fn replicas_share_sessions_through_sentinel_and_keep_them_through_a_failov
             200
         );
     }
+    // A holds the session near, freshly checked; a sign-out through C must still reach it
+    // within a second: A's subscription follows the failover to the new master.
+    assert_eq!(
+        browser_on(&a, &signed_before)
+            .get(&url(&a, "/private"))
+            .await
+            .status,
+        200
+    );
     signed_out_everywhere(&c, &a, &signed_before).await;
 }

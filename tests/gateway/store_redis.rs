@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use authgate::store::redis::{RedisSettings, RedisStore, Topology};
-use authgate::store::{conformance, random_token, Records};
+use authgate::store::{conformance, random_token, Change, Changes, Records};
 
 use crate::common::free_port;
 
@@ -164,6 +164,7 @@ async fn a_store_that_cannot_reach_redis_says_so_and_recovers() {
     .await
     .unwrap();
     store.put("k", b"v", Duration::from_secs(60)).await.unwrap();
+    let mut changes = store.subscribe("changes").await.unwrap();
     drop(server);
     let err = store.get("k").await.unwrap_err();
     assert!(err.to_string().starts_with("store unavailable"), "{err}");
@@ -192,6 +193,23 @@ async fn a_store_that_cannot_reach_redis_says_so_and_recovers() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(store.get("k").await.unwrap().as_deref(), Some(&b"v2"[..]));
+    // The subscriber was told the feed was interrupted, and when it came back; then messages
+    // flow again.
+    let mut seen = Vec::new();
+    while seen.last() != Some(&Change::Resumed) {
+        let change = tokio::time::timeout(Duration::from_secs(10), changes.recv())
+            .await
+            .expect("the subscription resumes within 10 s")
+            .unwrap();
+        seen.push(change);
+    }
+    assert_eq!(seen, [Change::Lost, Change::Resumed]);
+    store.publish("changes", "after").await.unwrap();
+    let after = tokio::time::timeout(Duration::from_secs(5), changes.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after, Change::Message("after".into()));
 }
 
 #[tokio::test]
