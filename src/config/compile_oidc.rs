@@ -180,11 +180,15 @@ fn redis_settings(
     if file.connect_timeout.0 == 0 || file.response_timeout.0 == 0 {
         problems.add("sessions.redis", "timeouts must be at least 1s");
     }
+    if !(1..=64).contains(&file.pool_size) {
+        problems.add("sessions.redis.pool_size", "must be from 1 to 64");
+    }
     Some(crate::store::redis::RedisSettings {
         topology,
         key_prefix: file.key_prefix.clone(),
         connect_timeout: file.connect_timeout.duration(),
         response_timeout: file.response_timeout.duration(),
+        pool_size: file.pool_size.clamp(1, 64) as usize,
     })
 }
 
@@ -408,6 +412,14 @@ apps:
             (
                 "{url: 'redis://x:1', mode: cluster, nodes: ['no-port']}",
                 "sessions.redis.nodes[0]",
+            ),
+            (
+                "{url: 'redis://x:1', pool_size: 0}",
+                "sessions.redis.pool_size",
+            ),
+            (
+                "{url: 'redis://x:1', pool_size: 65}",
+                "sessions.redis.pool_size",
             ),
         ] {
             let err = from_yaml(&format!(

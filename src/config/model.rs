@@ -229,6 +229,14 @@ pub struct RedisFile {
     /// Sessions each replica keeps near (in its memory) so a signed-in request costs no round
     /// trip; 0 reads Redis on every request. Default: `sessions.max_sessions`.
     pub near_cache_entries: Option<u64>,
+    /// Connections each replica keeps to Redis (to each node in cluster mode), used in turn;
+    /// each is multiplexed, so one carries many calls at once. 1 to 64. Default: 1.
+    #[serde(default = "one_connection")]
+    pub pool_size: u32,
+}
+
+fn one_connection() -> u32 {
+    1
 }
 
 fn redis_key_prefix() -> String {

@@ -12,6 +12,7 @@
 //! Every key is written under `key_prefix`. Values are opaque bytes: what must not leak from
 //! a dump is sealed by the caller before it gets here.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,6 +77,8 @@ pub struct RedisSettings {
     pub connect_timeout: Duration,
     /// Longest wait for an answer.
     pub response_timeout: Duration,
+    /// Connections per replica, used in turn (each multiplexed: many calls in flight on one).
+    pub pool_size: usize,
 }
 
 enum Connection {
@@ -93,7 +96,9 @@ struct SentinelConnection {
 /// Every store trait, on Redis.
 pub struct RedisStore {
     metrics: Option<Arc<crate::metrics::Metrics>>,
-    connection: Connection,
+    /// `pool_size` connections, each multiplexed, used in turn.
+    connections: Vec<Connection>,
+    next: AtomicUsize,
     settings: RedisSettings,
     release: Script,
     index_add: Script,
@@ -115,60 +120,14 @@ fn master_moved(e: &RedisError) -> bool {
 impl RedisStore {
     /// Connects (waiting at most `connect_timeout`); fails when no server answers.
     pub async fn connect(settings: RedisSettings) -> StoreResult<RedisStore> {
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.connect_timeout))
-            .set_response_timeout(Some(settings.response_timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
-        let connection = match &settings.topology {
-            Topology::Standalone { url } => {
-                let client = redis::Client::open(url.as_str()).map_err(unavailable)?;
-                Connection::Standalone(
-                    ConnectionManager::new_with_config(client, config)
-                        .await
-                        .map_err(unavailable)?,
-                )
-            }
-            Topology::Sentinel {
-                sentinels,
-                master,
-                url,
-            } => {
-                let info: redis::ConnectionInfo =
-                    redis::IntoConnectionInfo::into_connection_info(url.as_str())
-                        .map_err(unavailable)?;
-                let node = redis::sentinel::SentinelNodeConnectionInfo::default()
-                    .set_redis_connection_info(info.redis_settings().clone());
-                let mut client = redis::sentinel::SentinelClient::build(
-                    sentinels.clone(),
-                    master.clone(),
-                    Some(node),
-                    redis::sentinel::SentinelServerType::Master,
-                )
-                .map_err(unavailable)?;
-                let master_client = client.async_get_client().await.map_err(unavailable)?;
-                let manager =
-                    ConnectionManager::new_with_config(master_client.clone(), config.clone())
-                        .await
-                        .map_err(unavailable)?;
-                Connection::Sentinel(Arc::new(SentinelConnection {
-                    sentinels: tokio::sync::Mutex::new(client),
-                    master: ArcSwap::from_pointee((master_client, manager)),
-                    config,
-                }))
-            }
-            Topology::Cluster { nodes } => {
-                let client = redis::cluster::ClusterClientBuilder::new(nodes.clone())
-                    .connection_timeout(settings.connect_timeout)
-                    .response_timeout(settings.response_timeout)
-                    .build()
-                    .map_err(unavailable)?;
-                Connection::Cluster(client.get_async_connection().await.map_err(unavailable)?)
-            }
-        };
+        let mut connections = Vec::new();
+        for _ in 0..settings.pool_size.max(1) {
+            connections.push(open(&settings).await?);
+        }
         Ok(RedisStore {
             metrics: None,
-            connection,
+            connections,
+            next: AtomicUsize::new(0),
             settings,
             release: Script::new(
                 "if redis.call('GET', KEYS[1]) == ARGV[1] then \
@@ -182,6 +141,12 @@ impl RedisStore {
                  return 1",
             ),
         })
+    }
+
+    /// The next connection of the pool, in turn.
+    fn connection(&self) -> &Connection {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
+        &self.connections[i]
     }
 
     /// Records each operation's duration and failures in `metrics`.
@@ -212,7 +177,7 @@ impl RedisStore {
     }
 
     async fn query_untimed<T: FromRedisValue>(&self, cmd: &Cmd) -> StoreResult<T> {
-        match &self.connection {
+        match self.connection() {
             Connection::Standalone(c) => cmd.query_async(&mut c.clone()).await.map_err(unavailable),
             Connection::Cluster(c) => cmd.query_async(&mut c.clone()).await.map_err(unavailable),
             Connection::Sentinel(s) => {
@@ -250,7 +215,7 @@ impl RedisStore {
         for arg in args {
             invocation.arg(*arg);
         }
-        match &self.connection {
+        match self.connection() {
             Connection::Standalone(c) => invocation
                 .invoke_async(&mut c.clone())
                 .await
@@ -282,7 +247,7 @@ impl RedisStore {
     /// Where subscriptions go: the server, the current master (asked of the sentinels at
     /// every resubscription, so a failover is followed), or a cluster node.
     fn subscription_target(&self) -> StoreResult<SubscriptionTarget> {
-        match (&self.connection, &self.settings.topology) {
+        match (&self.connections[0], &self.settings.topology) {
             (Connection::Standalone(_), Topology::Standalone { url }) => {
                 Ok(SubscriptionTarget::Fixed(Box::new(
                     redis::Client::open(url.as_str()).map_err(unavailable)?,
@@ -335,6 +300,60 @@ impl SubscriptionTarget {
         pubsub.subscribe(channel).await.map_err(unavailable)?;
         Ok(pubsub)
     }
+}
+
+/// One connection to the store's servers.
+async fn open(settings: &RedisSettings) -> StoreResult<Connection> {
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(settings.connect_timeout))
+        .set_response_timeout(Some(settings.response_timeout))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(2));
+    Ok(match &settings.topology {
+        Topology::Standalone { url } => {
+            let client = redis::Client::open(url.as_str()).map_err(unavailable)?;
+            Connection::Standalone(
+                ConnectionManager::new_with_config(client, config)
+                    .await
+                    .map_err(unavailable)?,
+            )
+        }
+        Topology::Sentinel {
+            sentinels,
+            master,
+            url,
+        } => {
+            let info: redis::ConnectionInfo =
+                redis::IntoConnectionInfo::into_connection_info(url.as_str())
+                    .map_err(unavailable)?;
+            let node = redis::sentinel::SentinelNodeConnectionInfo::default()
+                .set_redis_connection_info(info.redis_settings().clone());
+            let mut client = redis::sentinel::SentinelClient::build(
+                sentinels.clone(),
+                master.clone(),
+                Some(node),
+                redis::sentinel::SentinelServerType::Master,
+            )
+            .map_err(unavailable)?;
+            let master_client = client.async_get_client().await.map_err(unavailable)?;
+            let manager = ConnectionManager::new_with_config(master_client.clone(), config.clone())
+                .await
+                .map_err(unavailable)?;
+            Connection::Sentinel(Arc::new(SentinelConnection {
+                sentinels: tokio::sync::Mutex::new(client),
+                master: ArcSwap::from_pointee((master_client, manager)),
+                config,
+            }))
+        }
+        Topology::Cluster { nodes } => {
+            let client = redis::cluster::ClusterClientBuilder::new(nodes.clone())
+                .connection_timeout(settings.connect_timeout)
+                .response_timeout(settings.response_timeout)
+                .build()
+                .map_err(unavailable)?;
+            Connection::Cluster(client.get_async_connection().await.map_err(unavailable)?)
+        }
+    })
 }
 
 impl SentinelConnection {

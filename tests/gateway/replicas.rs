@@ -35,7 +35,7 @@ async fn replicas_with(
     let idp = TestIdp::start().await;
     idp.set(knobs);
     let config = format!(
-        "oidc_providers:\n{}sessions:\n  cookie_keys: ['a-cookie-key-shared-by-the-replicas-0123456789']\n  {sessions_extra}\n  store: redis\n  redis: {{url: 'redis://127.0.0.1:{}/', key_prefix: 'replicas-test:'}}\napps:\n  - {{id: app, host: app.test, origin: {{url: '{}'}}}}\n",
+        "oidc_providers:\n{}sessions:\n  cookie_keys: ['a-cookie-key-shared-by-the-replicas-0123456789']\n  {sessions_extra}\n  store: redis\n  redis: {{url: 'redis://127.0.0.1:{}/', key_prefix: 'replicas-test:', pool_size: 2}}\napps:\n  - {{id: app, host: app.test, origin: {{url: '{}'}}}}\n",
         idp.provider_yaml(""),
         redis.port,
         origin.url()

@@ -138,6 +138,9 @@ fn settings(topology: Topology) -> RedisSettings {
         key_prefix: format!("authgate-test:{}:", random_token()),
         connect_timeout: Duration::from_secs(2),
         response_timeout: Duration::from_secs(2),
+        // Two connections used in turn: the suite's claims, leases and messages must hold
+        // across them.
+        pool_size: 2,
     }
 }
 
