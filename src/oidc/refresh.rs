@@ -88,7 +88,7 @@ impl Refresher {
         let lease = match store.leases() {
             None => None,
             Some(leases) => {
-                let name = format!("refresh:{}", lease_name(&id));
+                let name = format!("refresh:{}", crate::session::id_hex(&id));
                 match leases.acquire(&name, REFRESH_LEASE).await {
                     Ok(Some(lease)) => {
                         // Another replica may have refreshed just before the lease came free.
@@ -211,10 +211,6 @@ impl Refresher {
 /// How long one replica may hold a session's refresh (a provider round trip with its
 /// timeouts fits well within it).
 const REFRESH_LEASE: Duration = Duration::from_secs(15);
-
-fn lease_name(id: &SessionId) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// Failures that say nothing about the grant: the provider was away or broken for a moment.
 fn is_transient(e: &ProviderError) -> bool {

@@ -10,6 +10,9 @@ use crate::config::App;
 use crate::oidc::flow::backchannel::MAX_BODY;
 use crate::oidc::flow::Answer;
 
+/// Longest wait for the whole body of a back-channel logout request.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl AuthGate {
     /// Reads the request's body (at most [`MAX_BODY`]) and answers it.
     pub(super) async fn backchannel_logout(
@@ -25,6 +28,7 @@ impl AuthGate {
             )
         };
         if session.req_header().method != http::Method::POST {
+            self.metrics.backchannel_logout(&app.id, "refused");
             return Ok(refuse(
                 405,
                 "method_not_allowed",
@@ -33,9 +37,21 @@ impl AuthGate {
             )
             .header(http::header::ALLOW, HeaderValue::from_static("POST")));
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = session.read_request_body().await? {
-            if body.len() + chunk.len() > MAX_BODY {
+        // A provider sends a few kilobytes at once; a body that trickles is cut off.
+        let read = tokio::time::timeout(BODY_TIMEOUT, async {
+            let mut body = Vec::new();
+            while let Some(chunk) = session.read_request_body().await? {
+                if body.len() + chunk.len() > MAX_BODY {
+                    return Ok(None);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok::<_, Box<Error>>(Some(body))
+        })
+        .await;
+        let body = match read {
+            Ok(Ok(Some(body))) => body,
+            Ok(Ok(None)) => {
                 self.metrics.backchannel_logout(&app.id, "refused");
                 return Ok(refuse(
                     413,
@@ -44,8 +60,17 @@ impl AuthGate {
                     "the body is too large for a logout token",
                 ));
             }
-            body.extend_from_slice(&chunk);
-        }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                self.metrics.backchannel_logout(&app.id, "refused");
+                return Ok(refuse(
+                    408,
+                    "request_timeout",
+                    "invalid_request",
+                    "the body did not arrive in time",
+                ));
+            }
+        };
         let content_type = session
             .req_header()
             .headers

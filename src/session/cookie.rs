@@ -77,14 +77,8 @@ impl CookieKeys {
         CookieKeys::new([&secret[..]])
     }
 
-    /// The name a store index for `text` (a user's `sub`) goes under: a MAC under the current
-    /// key, so a store dump does not list who is signed in.
-    pub fn index_name(&self, text: &str) -> String {
-        let tag = hmac::sign(&self.keys[0].index, text.as_bytes());
-        URL_SAFE_NO_PAD.encode(&tag.as_ref()[..16])
-    }
-
-    /// The names `text` was indexed under by every key, current first: entries written before
+    /// The names a store index for `text` (a user's `sub`) goes under by every key, current
+    /// first: MACs, so a store dump does not list who is signed in, and entries written before
     /// a key rotation are found too.
     pub fn index_names(&self, text: &str) -> Vec<String> {
         self.keys

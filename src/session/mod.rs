@@ -262,6 +262,11 @@ fn now_millis() -> u64 {
     millis(SystemTime::now())
 }
 
+/// A session id as 32 lowercase hex digits (store keys, lease names, seal bindings).
+pub fn id_hex(id: &SessionId) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A fresh random session id.
 pub fn new_id() -> SessionId {
     let mut id = [0u8; ID_LEN];

@@ -199,8 +199,8 @@ async fn with_no_near_cache_every_lookup_reads_the_store() {
     assert!(none.get(&id).await.unwrap().is_some());
     // Gone from the store behind both replicas' backs (no announcement): the replica without
     // a near cache sees it at once; the other serves its near copy until its re-check.
-    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    assert!(backend.delete(&format!("session:{hex}")).await.unwrap());
+    let key = format!("session:{}", super::id_hex(&id));
+    assert!(backend.delete(&key).await.unwrap());
     assert!(none.get(&id).await.unwrap().is_none());
     assert!(near.get(&id).await.unwrap().is_some());
 }

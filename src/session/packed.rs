@@ -24,8 +24,7 @@ struct Packed {
 
 /// What the seal is bound to: a record moved to another id does not open.
 fn seal_name(id: &SessionId) -> String {
-    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    format!("session-record:{hex}")
+    format!("session-record:{}", super::id_hex(id))
 }
 
 /// The sealed bytes of `session`.

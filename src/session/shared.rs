@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 
-use super::{packed, Owner, Session, SessionId, SessionStore};
+use super::{id_hex, packed, Owner, Session, SessionId, SessionStore};
 use crate::config::Gateway;
 use crate::jwt::ClaimSet;
 use crate::session::cookie::CookieKeys;
@@ -71,10 +71,6 @@ pub struct SharedSessions {
     replica: String,
 }
 
-fn hex(id: &SessionId) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn unhex(text: &str) -> Option<SessionId> {
     let mut id = [0u8; super::ID_LEN];
     if text.len() != id.len() * 2 {
@@ -87,7 +83,7 @@ fn unhex(text: &str) -> Option<SessionId> {
 }
 
 fn key(id: &SessionId) -> String {
-    format!("session:{}", hex(id))
+    format!("session:{}", id_hex(id))
 }
 
 /// The indexes a session is listed in: its user's, and its provider session's. Their names are
@@ -193,7 +189,7 @@ impl SharedSessions {
     }
 
     async fn announce(&self, id: &SessionId) {
-        let message = format!("{}:{}", self.replica, hex(id));
+        let message = format!("{}:{}", self.replica, id_hex(id));
         if let Err(e) = self.backend.publish(CHANNEL, &message).await {
             tracing::warn!(error = %e, "a session change could not be announced; other replicas notice within the re-check interval");
         }
@@ -290,7 +286,7 @@ impl SessionStore for SharedSessions {
             if let Some(index) = index_names(&keys, owner).into_iter().next() {
                 if let Err(e) = self
                     .backend
-                    .index_add(&index, &hex(&id), session.remaining())
+                    .index_add(&index, &id_hex(&id), session.remaining())
                     .await
                 {
                     tracing::warn!(error = %e, "a session could not be indexed by its user");
@@ -364,7 +360,7 @@ mod tests {
     #[test]
     fn ids_round_trip_through_their_text() {
         let id = [0xab; 16];
-        assert_eq!(unhex(&hex(&id)), Some(id));
+        assert_eq!(unhex(&id_hex(&id)), Some(id));
         assert_eq!(unhex("zz"), None);
         assert_eq!(unhex(&"g".repeat(32)), None);
     }

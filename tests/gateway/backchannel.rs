@@ -277,3 +277,22 @@ async fn forged_replayed_and_malformed_logout_requests_end_nothing() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_logout_body_that_trickles_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = setup("", "", "").await;
+    let mut stream = tokio::net::TcpStream::connect(s.gw.addr).await.unwrap();
+    stream
+        .write_all(b"POST /_auth/backchannel-logout HTTP/1.1\r\nHost: app.test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nlogout_tok")
+        .await
+        .unwrap();
+    // The rest never comes: the gateway answers rather than wait for ever.
+    let mut head = vec![0u8; 64];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(20), stream.read(&mut head))
+        .await
+        .expect("an answer within 20 s")
+        .unwrap();
+    let head = String::from_utf8_lossy(&head[..n]);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+}

@@ -60,12 +60,23 @@ async fn signed_in_on_a(r: &Replicas) -> Browser {
     on_a
 }
 
-fn url(gw: &Gateway, path: &str) -> String {
+pub(crate) fn url(gw: &Gateway, path: &str) -> String {
     format!("http://app.test:{}{path}", gw.addr.port())
 }
 
+/// `count` requests at once with `jar`'s session, alternately on A and B; their statuses.
+async fn spread(r: &Replicas, jar: &Browser, count: usize) -> Vec<u16> {
+    let requests = (0..count).map(|i| {
+        let gw = if i % 2 == 0 { &r.a } else { &r.b };
+        let mut browser = browser_on(gw, jar);
+        let target = url(gw, &format!("/private/{i}"));
+        async move { browser.get(&target).await.status }
+    });
+    futures_util::future::join_all(requests).await
+}
+
 /// A browser on replica `gw` holding `jar`'s cookies.
-fn browser_on(gw: &Gateway, jar: &Browser) -> Browser {
+pub(crate) fn browser_on(gw: &Gateway, jar: &Browser) -> Browser {
     let mut b = Browser::new("app.test", gw.addr);
     b.jar = jar.jar.clone();
     b
@@ -227,23 +238,12 @@ async fn a_due_refresh_is_made_once_across_replicas() {
     })
     .await;
     let on_a = signed_in_on_a(&r).await;
-    let on_b = browser_on(&r.b, &on_a);
     // Both replicas hold the session near.
     let mut warm_b = browser_on(&r.b, &on_a);
     assert_eq!(warm_b.get(&url(&r.b, "/private")).await.status, 200);
     tokio::time::sleep(Duration::from_millis(2200)).await;
     // The tokens are due: 20 requests at once, half on each replica.
-    let requests = (0..20).map(|i| {
-        let (gw, jar) = if i % 2 == 0 {
-            (&r.a, &on_a)
-        } else {
-            (&r.b, &on_b)
-        };
-        let mut browser = browser_on(gw, jar);
-        let target = url(gw, &format!("/private/{i}"));
-        async move { browser.get(&target).await.status }
-    });
-    let statuses = futures_util::future::join_all(requests).await;
+    let statuses = spread(&r, &on_a, 20).await;
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     assert_eq!(
         r.idp.refresh_calls(),
@@ -257,7 +257,6 @@ async fn replicas_waiting_on_a_refresh_that_failed_are_not_kept_waiting() {
     // Tokens for 4 s, refreshed from 2 s on: a failed refresh keeps the session meanwhile.
     let r = replicas_with("refresh_before_expiry: 2s", |k| k.expires_in = Some(4)).await;
     let on_a = signed_in_on_a(&r).await;
-    let on_b = browser_on(&r.b, &on_a);
     let mut warm_b = browser_on(&r.b, &on_a);
     assert_eq!(warm_b.get(&url(&r.b, "/private")).await.status, 200);
     // The provider is briefly away: the refresh fails without ending the session.
@@ -265,17 +264,7 @@ async fn replicas_waiting_on_a_refresh_that_failed_are_not_kept_waiting() {
         .set(|k| k.refresh_answer = Some((503, "<html>maintenance</html>".into())));
     tokio::time::sleep(Duration::from_millis(2200)).await;
     let started = Instant::now();
-    let requests = (0..10).map(|i| {
-        let (gw, jar) = if i % 2 == 0 {
-            (&r.a, &on_a)
-        } else {
-            (&r.b, &on_b)
-        };
-        let mut browser = browser_on(gw, jar);
-        let target = url(gw, &format!("/private/{i}"));
-        async move { browser.get(&target).await.status }
-    });
-    let statuses = futures_util::future::join_all(requests).await;
+    let statuses = spread(&r, &on_a, 10).await;
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     // The waiting replica stops waiting when the winner gives up (the lease lives 15 s).
     assert!(

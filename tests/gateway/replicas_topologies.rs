@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::browser::Browser;
 use crate::common::{Gateway, Origin};
 use crate::idp::TestIdp;
+use crate::replicas::{browser_on, url};
 use crate::store_redis::{redis_cli, start_cluster, start_master_and_replica, start_sentinels};
 
 fn config(idp: &TestIdp, origin: &Origin, redis: &str) -> String {
@@ -15,16 +16,6 @@ fn config(idp: &TestIdp, origin: &Origin, redis: &str) -> String {
         idp.provider_yaml(""),
         origin.url()
     )
-}
-
-fn url(gw: &Gateway, path: &str) -> String {
-    format!("http://app.test:{}{path}", gw.addr.port())
-}
-
-fn browser_on(gw: &Gateway, jar: &Browser) -> Browser {
-    let mut b = Browser::new("app.test", gw.addr);
-    b.jar = jar.jar.clone();
-    b
 }
 
 async fn sign_in(gw: &Gateway) -> Browser {
