@@ -1,6 +1,7 @@
 //! Bearer token cost: signature verification per algorithm with the verified-token cache off
 //! (every call does the full work), a cache hit, and a whole protected-route admission plus
-//! cached verification.
+//! cached verification — without and with a signed identity assertion (kept with the token,
+//! so a repeated token signs nothing), and the signing itself per algorithm.
 //!
 //! Run: `cargo bench --bench jwt`.
 
@@ -11,7 +12,10 @@ use pingora::http::RequestHeader;
 use serde_json::json;
 
 use authgate::config::{from_yaml, Gateway};
+use authgate::keys::assertion::AssertionSlot;
+use authgate::keys::SigningKeys;
 use authgate::proxy::admission::admit;
+use authgate::store::memory::MemoryStore;
 
 #[path = "../tests/gateway/tokens.rs"]
 #[allow(dead_code)]
@@ -22,6 +26,10 @@ use tokens::{claims, TestKey};
 const ISSUER: &str = "https://id.example.com";
 
 fn gateway(jwks_path: &std::path::Path, cache_entries: u64) -> Gateway {
+    gateway_with(jwks_path, cache_entries, "")
+}
+
+fn gateway_with(jwks_path: &std::path::Path, cache_entries: u64, app_extra: &str) -> Gateway {
     from_yaml(&format!(
         "
 limits: {{verified_token_cache_entries: {cache_entries}}}
@@ -37,7 +45,7 @@ apps:
     routes:
       - {{prefix: /api, action: jwt}}
       - {{prefix: /public, action: public}}
-",
+{app_extra}",
         jwks_path.display()
     ))
     .unwrap()
@@ -91,14 +99,54 @@ fn benches(c: &mut Criterion) {
     c.bench_function("public route: admit", |b| {
         b.iter(|| admit(&cached, &public).is_ok())
     });
+    let no_keys = SigningKeys::new(Arc::new(MemoryStore::new()), false);
     c.bench_function("jwt route: admit + cached token + identity headers", |b| {
         b.to_async(&runtime).iter(|| async {
             let admitted = admit(&cached, &protected).unwrap();
-            authgate::authn::by_bearer(&cached, &protected, &admitted)
+            authgate::authn::by_bearer(&cached, &no_keys, &protected, &admitted)
                 .await
                 .unwrap()
         })
     });
+
+    // The same with the app sending a signed assertion: a repeated token reuses the one it
+    // was given (the hot path), and the signing on its own per algorithm.
+    for algorithm in ["ES256", "EdDSA"] {
+        let asserting = gateway_with(
+            &jwks_path,
+            10_000,
+            &format!("    assertion: {{}}\nsigning: {{algorithm: {algorithm}}}\n"),
+        );
+        let signing = SigningKeys::new(Arc::new(MemoryStore::new()), false);
+        runtime.block_on(signing.read_keys(&asserting)).unwrap();
+        runtime
+            .block_on(asserting.verifier.verify(&token, &ids))
+            .unwrap();
+        if algorithm == "ES256" {
+            c.bench_function(
+                "jwt route: admit + cached token + identity headers + kept assertion",
+                |b| {
+                    b.to_async(&runtime).iter(|| async {
+                        let admitted = admit(&asserting, &protected).unwrap();
+                        authgate::authn::by_bearer(&asserting, &signing, &protected, &admitted)
+                            .await
+                            .unwrap()
+                    })
+                },
+            );
+        }
+        let app = asserting.hosts.lookup("api.example.com").unwrap().clone();
+        let spec = app.assertion.clone().unwrap();
+        let claims = claims(ISSUER);
+        let claims = claims.as_object().unwrap().clone();
+        c.bench_function(&format!("assertion: sign {algorithm}"), |b| {
+            b.iter(|| {
+                // A fresh slot each time: nothing is reused.
+                let slot = AssertionSlot::default();
+                signing.assertion(&spec, &slot, &claims, u64::MAX).unwrap()
+            })
+        });
+    }
 }
 
 criterion_group!(jwt, benches);

@@ -10,6 +10,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use pingora::http::RequestHeader;
 
 use authgate::config::from_yaml;
+use authgate::keys::SigningKeys;
 use authgate::oidc::flow::SignIn;
 use authgate::proxy::admission::admit;
 use authgate::proxy::gate::{decide, Verdict};
@@ -41,6 +42,7 @@ apps:
     .unwrap();
     let store = Arc::new(MemoryStore::new(100_000, Duration::from_secs(7200)));
     let sign_in = SignIn::new(store.clone(), Arc::new(authgate::metrics::Metrics::new()));
+    let keys = SigningKeys::new(Arc::new(authgate::store::memory::MemoryStore::new()), false);
     let id = new_id();
     runtime
         .block_on(store.put(id, Arc::new(session_fixture::session(SystemTime::now()))))
@@ -67,7 +69,7 @@ apps:
         b.to_async(&runtime).iter(|| async {
             let admitted = admit(&gw, &public).unwrap();
             matches!(
-                decide(&sign_in, &gw, &public, &admitted, false, "bench").await,
+                decide(&sign_in, &keys, &gw, &public, &admitted, false, "bench").await,
                 Verdict::Forward(_)
             )
         })
@@ -77,7 +79,8 @@ apps:
         |b| {
             b.to_async(&runtime).iter(|| async {
                 let admitted = admit(&gw, &signed_in).unwrap();
-                let verdict = decide(&sign_in, &gw, &signed_in, &admitted, false, "bench").await;
+                let verdict =
+                    decide(&sign_in, &keys, &gw, &signed_in, &admitted, false, "bench").await;
                 assert!(matches!(verdict, Verdict::Forward(Some(_))));
             })
         },

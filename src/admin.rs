@@ -38,6 +38,7 @@ pub struct HealthService {
 struct AdminState {
     config: Arc<ArcSwap<Gateway>>,
     metrics: Arc<Metrics>,
+    keys: Arc<crate::keys::SigningKeys>,
     readiness: Arc<Readiness>,
     metrics_token: Option<Secret>,
     api: Option<AdminApi>,
@@ -56,8 +57,7 @@ impl AdminService {
     /// Binds the admin address now, so a taken port is a start-up error, not a log line.
     pub fn bind(
         address: SocketAddr,
-        config: Arc<ArcSwap<Gateway>>,
-        metrics: Arc<Metrics>,
+        shared: &crate::proxy::Shared,
         readiness: Arc<Readiness>,
         metrics_token: Option<Secret>,
         api: Option<AdminApi>,
@@ -68,8 +68,9 @@ impl AdminService {
         Ok(AdminService {
             listener: std::sync::Mutex::new(Some(listener)),
             state: Arc::new(AdminState {
-                config,
-                metrics,
+                config: shared.config.clone(),
+                metrics: shared.metrics.clone(),
+                keys: shared.keys.clone(),
                 readiness,
                 metrics_token,
                 api,
@@ -192,6 +193,20 @@ async fn answer(state: &AdminState, req: Request<Incoming>) -> Response<Full<Byt
                 http::header::CONTENT_TYPE,
                 http::HeaderValue::from_static("text/plain; version=0.0.4"),
             );
+            resp
+        }
+        // The gateway's signing keys, for origins that cannot reach an app host.
+        "/jwks.json" | "/.well-known/jwks.json" => {
+            let max_age = state.config.load().signing.jwks_max_age.as_secs();
+            let mut resp = Response::new(Full::new(state.keys.loaded().jwks.clone()));
+            let headers = resp.headers_mut();
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/jwk-set+json"),
+            );
+            if let Ok(cache) = http::HeaderValue::from_str(&format!("public, max-age={max_age}")) {
+                headers.insert(http::header::CACHE_CONTROL, cache);
+            }
             resp
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),

@@ -19,6 +19,7 @@ pub mod demo;
 pub mod domains;
 pub mod health_probe;
 pub mod jwt;
+pub mod keys;
 pub mod logging;
 pub mod metrics;
 pub mod metrics_sources;

@@ -58,6 +58,10 @@ pub enum Reject {
     /// The session store cannot be reached: whether the request has a session is unknown.
     #[error("sessions cannot be checked right now")]
     SessionStoreUnavailable,
+    /// The app sends its origin a signed assertion, and there is no key to sign it with
+    /// (the key store has not been read yet).
+    #[error("the identity assertion cannot be signed right now")]
+    AssertionUnavailable,
 }
 
 impl Reject {
@@ -77,7 +81,7 @@ impl Reject {
             | Reject::InvalidToken(_)
             | Reject::UnsafeIdentity => 401,
             Reject::Denied | Reject::Insufficient(_) => 403,
-            Reject::SessionStoreUnavailable => 503,
+            Reject::SessionStoreUnavailable | Reject::AssertionUnavailable => 503,
         }
     }
 
@@ -100,6 +104,7 @@ impl Reject {
             Reject::Insufficient(_) => "forbidden",
             Reject::Denied => "denied",
             Reject::SessionStoreUnavailable => "session_store_unavailable",
+            Reject::AssertionUnavailable => "assertion_unavailable",
         }
     }
 

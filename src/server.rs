@@ -40,6 +40,9 @@ pub enum StartError {
     /// The shared session store could not be reached.
     #[error("cannot reach the session store (sessions.redis): {0}")]
     SessionStore(String),
+    /// An app sends signed assertions and no signing key could be read or made.
+    #[error("cannot read or make the signing keys (signing, admin.data_dir): {0}")]
+    SigningKeys(String),
     /// The health listener's address could not be bound.
     #[error("cannot bind the health listener on {address}: {source}")]
     HealthBind {
@@ -149,22 +152,33 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
         gateway.sessions.near_cache_entries,
     );
     let config = Arc::new(ArcSwap::from_pointee(gateway));
-    // Sessions: in this process, or in Redis shared by every replica.
-    let (store, memory): (Arc<dyn crate::session::SessionStore>, _) = match redis {
+    // Sessions: in this process, or in Redis shared by every replica. Signing keys live
+    // beside them: in Redis, or in a file under the data directory.
+    let (store, memory, documents): (Arc<dyn crate::session::SessionStore>, _, _) = match redis {
         None => {
             let memory = Arc::new(MemoryStore::new(max_sessions, idle_timeout));
-            (memory.clone(), Some(memory))
+            let files: Arc<dyn crate::store::Documents> =
+                Arc::new(crate::store::file::FileDocuments::new(&data_dir));
+            (memory.clone(), Some(memory), (files, false))
         }
-        Some(settings) => (
-            shared_sessions(
+        Some(settings) => {
+            let (sessions, backend) = shared_sessions(
                 settings,
                 config.clone(),
                 near_cache_entries,
                 metrics.clone(),
-            )?,
-            None,
-        ),
+            )?;
+            (sessions, None, (backend, true))
+        }
     };
+    let keys = Arc::new(crate::keys::SigningKeys::new(documents.0, documents.1));
+    // Keys are read (and made, when an app wants assertions and there are none) before the
+    // first request, so no authenticated request meets a gateway without its key.
+    let read = store_runtime()?.block_on(keys.read_keys(&config.load()));
+    if config.load().signing.wanted && keys.loaded().current.is_none() {
+        let why = read.err().unwrap_or_else(|| "no key is current".into());
+        return Err(StartError::SigningKeys(why));
+    }
     let readiness = Arc::new(Readiness::new(probe, store.clone()));
     let sign_in = Arc::new(SignIn::new(store.clone(), metrics.clone()));
     // Apps created through the admin API, and active custom domains, join the config file's
@@ -196,6 +210,13 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
         _ => None,
     };
     let challenges = Arc::new(Challenges::default());
+    let shared = crate::proxy::Shared {
+        config: config.clone(),
+        metrics: metrics.clone(),
+        sign_in: sign_in.clone(),
+        keys: keys.clone(),
+        challenges: challenges.clone(),
+    };
     let api = match (&registry, &domains, api_token) {
         (Some(registry), Some(domains), Some(token)) => Some(AdminApi {
             context: ApiContext {
@@ -203,6 +224,7 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
                 domains: domains.clone(),
                 snapshot: config.clone(),
                 sign_in: sign_in.clone(),
+                keys: keys.clone(),
             },
             token,
         }),
@@ -210,8 +232,7 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
     };
     let admin = AdminService::bind(
         admin_listen,
-        config.clone(),
-        metrics.clone(),
+        &shared,
         readiness.clone(),
         metrics_token,
         api,
@@ -231,13 +252,7 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
     };
 
     for (i, listener) in listeners.iter().enumerate() {
-        let gate = AuthGate::new(
-            config.clone(),
-            metrics.clone(),
-            sign_in.clone(),
-            listener.role,
-            challenges.clone(),
-        );
+        let gate = AuthGate::new(shared.clone(), listener);
         let mut proxy = pingora::proxy::http_proxy(&server.configuration, gate);
         let mut options = HttpServerOptions::default();
         options.h2c = listener.h2c;
@@ -320,6 +335,13 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
         ));
     }
     server.add_service(background_service(
+        "authgate signing keys",
+        KeyKeeper {
+            keys: keys.clone(),
+            config: config.clone(),
+        },
+    ));
+    server.add_service(background_service(
         "authgate drain",
         Drain {
             metrics: metrics.clone(),
@@ -342,9 +364,39 @@ fn shared_sessions(
     config: Arc<ArcSwap<Gateway>>,
     near_capacity: u64,
     metrics: Arc<Metrics>,
-) -> Result<Arc<crate::session::shared::SharedSessions>, StartError> {
-    let runtime = match STORE_RUNTIME.get() {
-        Some(runtime) => runtime,
+) -> Result<
+    (
+        Arc<crate::session::shared::SharedSessions>,
+        Arc<dyn crate::store::Documents>,
+    ),
+    StartError,
+> {
+    tracing::info!(topology = ?settings.topology, "connecting to the session store");
+    store_runtime()?
+        .block_on(async {
+            let backend = Arc::new(
+                crate::store::redis::RedisStore::connect(settings)
+                    .await?
+                    .with_metrics(metrics),
+            );
+            let sessions = crate::session::shared::SharedSessions::start(
+                backend.clone(),
+                config,
+                near_capacity,
+            )
+            .await?;
+            Ok::<_, crate::store::StoreError>((
+                sessions,
+                backend as Arc<dyn crate::store::Documents>,
+            ))
+        })
+        .map_err(|e| StartError::SessionStore(e.to_string()))
+}
+
+/// The runtime of the shared store, made on first use.
+fn store_runtime() -> Result<&'static tokio::runtime::Runtime, StartError> {
+    match STORE_RUNTIME.get() {
+        Some(runtime) => Ok(runtime),
         None => {
             let built = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
@@ -352,19 +404,9 @@ fn shared_sessions(
                 .enable_all()
                 .build()
                 .map_err(|e| StartError::SessionStore(e.to_string()))?;
-            STORE_RUNTIME.get_or_init(|| built)
+            Ok(STORE_RUNTIME.get_or_init(|| built))
         }
-    };
-    tracing::info!(topology = ?settings.topology, "connecting to the session store");
-    runtime
-        .block_on(async {
-            let backend = crate::store::redis::RedisStore::connect(settings)
-                .await?
-                .with_metrics(metrics);
-            crate::session::shared::SharedSessions::start(Arc::new(backend), config, near_capacity)
-                .await
-        })
-        .map_err(|e| StartError::SessionStore(e.to_string()))
+    }
 }
 
 /// SIGTERM and SIGINT both drain gracefully; a second signal of either kind is not needed
@@ -432,6 +474,26 @@ struct JwksWarmup {
 impl BackgroundService for JwksWarmup {
     async fn start(&self, _shutdown: ShutdownWatch) {
         warm_up(self.config.load_full()).await;
+    }
+}
+
+/// Keeps the signing keys fresh: reads them again every few seconds and when a key's status
+/// is due to change, creating, rotating and dropping keys as `signing` says.
+struct KeyKeeper {
+    keys: Arc<crate::keys::SigningKeys>,
+    config: Arc<ArcSwap<Gateway>>,
+}
+
+#[async_trait]
+impl BackgroundService for KeyKeeper {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            let wait = self.keys.refresh(&self.config.load_full()).await;
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
     }
 }
 

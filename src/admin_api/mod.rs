@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+mod keys;
 mod sessions;
 
 use crate::config::{Gateway, Secret};
@@ -73,6 +74,8 @@ pub struct ApiContext {
     pub snapshot: Arc<ArcSwap<Gateway>>,
     /// Sessions (listed and ended by user).
     pub sign_in: Arc<crate::oidc::flow::SignIn>,
+    /// The signing keys (listed and rotated).
+    pub keys: Arc<crate::keys::SigningKeys>,
 }
 
 /// Answers one admin API request (already authorized).
@@ -86,6 +89,9 @@ pub async fn handle(
     let registry = &*api.registry;
     let rest = path.trim_end_matches('/');
     if let Some(answer) = sessions::handle(api, method, rest, query).await {
+        return answer;
+    }
+    if let Some(answer) = keys::handle(api, method, rest, body).await {
         return answer;
     }
     if let Some((id, domain)) = domain_path(rest) {

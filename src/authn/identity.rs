@@ -25,6 +25,11 @@ impl IdentityHeaders {
         }
     }
 
+    /// The header names this mapping may set.
+    pub fn header_names(&self) -> impl Iterator<Item = &HeaderName> {
+        self.mappings.iter().map(|(name, _)| name)
+    }
+
     /// The headers for these claims. A claim that is absent (or an object) gives no header;
     /// one that is too long or holds CR, LF, NUL or another control byte refuses the identity.
     pub fn render(

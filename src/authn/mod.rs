@@ -8,6 +8,8 @@ use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 
 use crate::config::Gateway;
+use crate::keys::assertion::AssertionSlot;
+use crate::keys::SigningKeys;
 use crate::proxy::admission::Admitted;
 use crate::respond::Reject;
 
@@ -24,9 +26,29 @@ pub struct Identity {
     pub via: &'static str,
 }
 
+/// Adds the app's signed identity assertion, if it wants one, to `headers`.
+fn add_assertion(
+    keys: &SigningKeys,
+    admitted: &Admitted,
+    slot: &AssertionSlot,
+    claims: &(impl crate::jwt::ClaimSet + ?Sized),
+    not_after: u64,
+    headers: &mut Vec<(HeaderName, HeaderValue)>,
+) -> Result<(), Reject> {
+    if let Some(spec) = &admitted.app.assertion {
+        let value = keys.assertion(spec, slot, claims, not_after).map_err(|e| {
+            tracing::error!(app = %admitted.app.id, error = %e, "no identity assertion");
+            Reject::AssertionUnavailable
+        })?;
+        headers.push((spec.header.clone(), value));
+    }
+    Ok(())
+}
+
 /// Authenticates a request by its bearer token and checks the route's requirements.
 pub async fn by_bearer(
     gw: &Gateway,
+    keys: &SigningKeys,
     req: &RequestHeader,
     admitted: &Admitted,
 ) -> Result<Identity, Reject> {
@@ -37,13 +59,26 @@ pub async fn by_bearer(
         .await
         .map_err(Reject::InvalidToken)?;
     crate::authz::check(&admitted.require, &verified.claims).map_err(Reject::Insufficient)?;
-    let headers = admitted
+    let mut headers = admitted
         .app
         .identity_headers
         .as_ref()
         .unwrap_or(&gw.identity_headers)
         .render(&verified.claims)
         .map_err(|_| Reject::UnsafeIdentity)?;
+    let exp = verified
+        .claims
+        .get("exp")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    add_assertion(
+        keys,
+        admitted,
+        &verified.assertion,
+        &verified.claims,
+        exp,
+        &mut headers,
+    )?;
     Ok(Identity {
         headers,
         forward_authorization: admitted.app.forward_authorization,
@@ -60,17 +95,30 @@ pub async fn by_bearer(
 /// `Authorization` header is not passed on for session-authenticated requests.
 pub fn by_session(
     gw: &Gateway,
+    keys: &SigningKeys,
     session: &crate::session::Session,
     admitted: &Admitted,
 ) -> Result<Identity, Reject> {
     crate::authz::check(&admitted.require, &session.user).map_err(Reject::Insufficient)?;
-    let headers = admitted
+    let mut headers = admitted
         .app
         .identity_headers
         .as_ref()
         .unwrap_or(&gw.identity_headers)
         .render(&session.user)
         .map_err(|_| Reject::UnsafeIdentity)?;
+    let ends = session
+        .expires_at()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    add_assertion(
+        keys,
+        admitted,
+        &session.assertion,
+        &session.user,
+        ends,
+        &mut headers,
+    )?;
     Ok(Identity {
         headers,
         forward_authorization: false,

@@ -60,10 +60,18 @@ pub fn compile_after(file: FileConfig, running: Option<&Gateway>) -> Result<Gate
                     ListenerRole::Tls
                 }
             };
+            if l.forward_auth_only && matches!(role, ListenerRole::RedirectToHttps(_)) {
+                problems.add(
+                    &format!("listen[{i}].forward_auth_only"),
+                    "a listener that redirects to HTTPS cannot also answer forward-auth checks",
+                );
+            }
             Some(Listener {
                 address,
                 h2c: l.h2c,
                 role,
+                forward_auth_only: l.forward_auth_only,
+                forward_auth_mode: l.forward_auth_mode,
             })
         })
         .collect();
@@ -254,6 +262,7 @@ pub fn compile_after(file: FileConfig, running: Option<&Gateway>) -> Result<Gate
 
     let mut hosts = HostTable::default();
     let mut ids = HashSet::new();
+    let mut longest_assertion = None;
     for (i, app) in file.apps.into_iter().enumerate() {
         let at = format!("apps[{i}]");
         if !ids.insert(app.id.clone()) {
@@ -275,7 +284,12 @@ pub fn compile_after(file: FileConfig, running: Option<&Gateway>) -> Result<Gate
             issuer_ids: &issuer_ids,
             providers: &providers,
             site_branding: &site_branding,
+            managed_headers: &managed_headers,
+            signing_issuer: file.signing.issuer.as_deref(),
         };
+        if let Some(assertion) = &app.assertion {
+            longest_assertion = longest_assertion.max(Some(assertion.lifetime.duration()));
+        }
         compile_app(app, &at, &shared, own_headers, &mut hosts, &mut problems);
     }
 
@@ -287,7 +301,9 @@ pub fn compile_after(file: FileConfig, running: Option<&Gateway>) -> Result<Gate
         );
     }
 
+    let signing = super::compile_signing::signing(&file.signing, longest_assertion, &mut problems);
     problems.into_result(Gateway {
+        signing,
         listeners,
         server,
         admin: AdminSettings {
@@ -380,6 +396,8 @@ struct SharedByApps<'a> {
     issuer_ids: &'a [Arc<str>],
     providers: &'a [Arc<crate::oidc::Provider>],
     site_branding: &'a crate::pages::Branding,
+    managed_headers: &'a crate::proxy::headers::ManagedHeaders,
+    signing_issuer: Option<&'a str>,
 }
 
 fn compile_app(
@@ -394,6 +412,8 @@ fn compile_app(
         issuer_ids,
         providers,
         site_branding,
+        managed_headers,
+        signing_issuer,
     } = *shared;
     let branding = match &file.branding {
         Some(own) => {
@@ -471,6 +491,16 @@ fn compile_app(
     let (Some(origin), Some(host)) = (origin, host) else {
         return;
     };
+    let assertion = file.assertion.as_ref().and_then(|assertion| {
+        let cx = super::compile_signing::AssertionContext {
+            app_id: &file.id,
+            host: &host,
+            auth_prefix: &auth_prefix,
+            issuer: signing_issuer,
+            at,
+        };
+        super::compile_signing::assertion(assertion, &cx, managed_headers, problems)
+    });
     let app = Arc::new(App {
         id: Arc::from(file.id.as_str()),
         host: host.clone(),
@@ -484,6 +514,7 @@ fn compile_app(
         auth_prefix,
         identity_headers,
         branding,
+        assertion,
     });
     let mut claim = |name: String, field: String| {
         if let Some(owner) = hosts.insert(name.clone(), app.clone()) {

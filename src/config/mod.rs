@@ -8,9 +8,11 @@ pub mod carry;
 pub mod compile;
 pub mod compile_jwt;
 pub mod compile_oidc;
+pub mod compile_signing;
 pub mod duration;
 pub mod lines;
 pub mod model;
+pub mod model_signing;
 pub mod parse;
 pub mod paths;
 pub mod problems;
@@ -72,6 +74,8 @@ pub struct Gateway {
     pub pages: Arc<crate::pages::Pages>,
     /// How pages look where no app is known (an unknown host).
     pub branding: crate::pages::Branding,
+    /// The keys assertions are signed with.
+    pub signing: crate::keys::SigningSettings,
 }
 
 /// A traffic listener.
@@ -83,6 +87,11 @@ pub struct Listener {
     pub h2c: bool,
     /// What the listener does.
     pub role: ListenerRole,
+    /// Every request is a forward-auth check, whatever its path.
+    pub forward_auth_only: bool,
+    /// How forward-auth answers here send a browser to sign in (`None`: by the request's
+    /// style).
+    pub forward_auth_mode: Option<model_signing::ForwardAuthModeFile>,
 }
 
 /// What a listener does with its connections.
@@ -166,6 +175,8 @@ pub struct App {
     pub branding: crate::pages::Branding,
     /// This app's identity headers, when it overrides the global mapping.
     pub identity_headers: Option<crate::authn::identity::IdentityHeaders>,
+    /// The signed identity assertion the origin receives, if the app wants one.
+    pub assertion: Option<Arc<crate::keys::assertion::AssertionSpec>>,
 }
 
 /// An app's origin, ready to connect to.

@@ -64,6 +64,9 @@ pub struct FileConfig {
     /// The gateway's own pages (refusals, sign-out): templates and branding.
     #[serde(default)]
     pub pages: PagesFile,
+    /// The keys identity assertions are signed with, and their rotation.
+    #[serde(default)]
+    pub signing: super::model_signing::SigningFile,
 }
 
 /// The gateway's own pages, shown to browsers (API clients get JSON).
@@ -366,6 +369,8 @@ fn default_listeners() -> Vec<ListenerFile> {
         h2c: true,
         tls: false,
         redirect_to_https: None,
+        forward_auth_only: false,
+        forward_auth_mode: None,
     }]
 }
 
@@ -385,6 +390,15 @@ pub struct ListenerFile {
     /// Answer every request on this plain listener with a 308 to `https://` on this port
     /// (443 is left out of the URL). Default: none (serve normally).
     pub redirect_to_https: Option<u16>,
+    /// Every request on this listener is a forward-auth check (as if sent to
+    /// `{auth_prefix}/verify`), whatever its path. Default: false (the traffic listener
+    /// answers `{auth_prefix}/verify` beside proxying).
+    #[serde(default)]
+    pub forward_auth_only: bool,
+    /// How forward-auth answers on this listener send a browser to sign in: `status` or
+    /// `redirect`; `?mode=` on the verify URL overrides it. Default: `status` when the
+    /// proxy describes the request in `X-Original-URL` (nginx), else `redirect`.
+    pub forward_auth_mode: Option<super::model_signing::ForwardAuthModeFile>,
 }
 
 /// Custom domains added through the admin API: verification settings.
@@ -764,6 +778,10 @@ pub struct AppFile {
     /// This app's look on the gateway's pages. Default: `pages.branding`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branding: Option<BrandingFile>,
+    /// Send the origin a signed identity assertion (a JWT) with every authenticated request;
+    /// `{}` for the defaults. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assertion: Option<super::model_signing::AssertionFile>,
 }
 
 fn auth_prefix() -> String {

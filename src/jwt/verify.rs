@@ -113,6 +113,8 @@ pub struct Verified {
     /// The token's claims.
     pub claims: Claims,
     cache_for: Duration,
+    /// The identity assertion last signed for this token (reused while fresh).
+    pub assertion: crate::keys::assertion::AssertionSlot,
 }
 
 struct CacheFor;
@@ -293,6 +295,7 @@ impl Verifier {
             issuer: issuer.id.clone(),
             claims,
             cache_for: left.min(issuer.cache_ttl),
+            assertion: Default::default(),
         })
     }
 }

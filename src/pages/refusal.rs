@@ -53,6 +53,12 @@ pub fn describe(reject: &Reject) -> (&'static str, String) {
             "Sign-in unavailable",
             "Sessions cannot be checked right now. Please try again in a moment.".into(),
         ),
+        Reject::AssertionUnavailable => (
+            "Temporarily unavailable",
+            "Your identity cannot be passed to this site right now. Please try again in a \
+             moment."
+                .into(),
+        ),
     }
 }
 

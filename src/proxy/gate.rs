@@ -5,6 +5,7 @@ use pingora::http::RequestHeader;
 
 use crate::authn::{self, Identity};
 use crate::config::Gateway;
+use crate::keys::SigningKeys;
 use crate::oidc::flow::{Answer, Lookup, RequestFacts, SignIn};
 use crate::proxy::admission::Admitted;
 use crate::respond::Reject;
@@ -23,6 +24,7 @@ pub enum Verdict {
 /// Decides an admitted request.
 pub async fn decide(
     sign_in: &SignIn,
+    keys: &SigningKeys,
     gw: &Gateway,
     req: &RequestHeader,
     admitted: &Admitted,
@@ -37,6 +39,16 @@ pub async fn decide(
         request_id,
         pages: &gw.pages,
     };
+    if admitted
+        .path
+        .strip_prefix(admitted.app.auth_prefix.as_str())
+        == Some("/jwks.json")
+    {
+        return Verdict::Answer(Answer::jwks(
+            keys.loaded().jwks.clone(),
+            gw.signing.jwks_max_age,
+        ));
+    }
     if let Some(answer) = sign_in.endpoint(gw, &facts, &admitted.path).await {
         return Verdict::Answer(answer);
     }
@@ -53,14 +65,14 @@ pub async fn decide(
     let icon =
         admitted.path == "/favicon.ico" && !req.headers.contains_key(http::header::AUTHORIZATION);
     if !by_session {
-        return match authn::by_bearer(gw, req, admitted).await {
+        return match authn::by_bearer(gw, keys, req, admitted).await {
             Ok(identity) => Verdict::Forward(Some(identity)),
             Err(Reject::Unauthenticated) if icon => Verdict::Answer(Answer::empty(204, "no_icon")),
             Err(reject) => Verdict::Refuse(reject),
         };
     }
     match sign_in.session(gw, &facts).await {
-        Lookup::Valid(session) => match authn::by_session(gw, &session, admitted) {
+        Lookup::Valid(session) => match authn::by_session(gw, keys, &session, admitted) {
             Ok(identity) => Verdict::Forward(Some(identity)),
             Err(reject) => Verdict::Refuse(reject),
         },

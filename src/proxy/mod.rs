@@ -7,6 +7,7 @@ pub mod admission;
 mod backchannel;
 pub mod connection;
 pub mod ctx;
+pub mod forward_auth;
 pub mod framing;
 pub mod gate;
 pub mod headers;
@@ -26,7 +27,8 @@ use pingora::proxy::FailToProxy;
 use pingora::ErrorType;
 
 use crate::acme::Challenges;
-use crate::config::{Gateway, ListenerRole};
+use crate::config::{Gateway, Listener, ListenerRole};
+use crate::keys::SigningKeys;
 use crate::metrics::Metrics;
 use crate::oidc::flow::SignIn;
 use crate::respond::{self, Reject};
@@ -36,31 +38,48 @@ pub use ctx::RequestCtx;
 use gate::Verdict;
 use headers::{prepare_upstream, Forwarding};
 
+/// What every listener's gate shares: the configuration, metrics, sign-in state, signing
+/// keys and pending ACME challenges.
+#[derive(Clone)]
+pub struct Shared {
+    /// The running configuration snapshot.
+    pub config: Arc<ArcSwap<Gateway>>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Sessions and the sign-in flow.
+    pub sign_in: Arc<SignIn>,
+    /// The keys identity assertions are signed with.
+    pub keys: Arc<SigningKeys>,
+    /// HTTP-01 answers for certificate orders.
+    pub challenges: Arc<Challenges>,
+}
+
 /// The gateway's request path: admission, the gate, then forwarding to the app's origin.
 pub struct AuthGate {
     config: Arc<ArcSwap<Gateway>>,
     metrics: Arc<Metrics>,
     sign_in: Arc<SignIn>,
+    keys: Arc<SigningKeys>,
     role: ListenerRole,
     challenges: Arc<Challenges>,
+    /// Every request here is a forward-auth check.
+    forward_auth_only: bool,
+    /// This listener's forward-auth mode, if set.
+    forward_auth_mode: Option<crate::config::model_signing::ForwardAuthModeFile>,
 }
 
 impl AuthGate {
-    /// A gateway serving the current snapshot in `config`, signing users in with `sign_in`,
-    /// recording into `metrics`.
-    pub fn new(
-        config: Arc<ArcSwap<Gateway>>,
-        metrics: Arc<Metrics>,
-        sign_in: Arc<SignIn>,
-        role: ListenerRole,
-        challenges: Arc<Challenges>,
-    ) -> AuthGate {
+    /// The gate of `listener`.
+    pub fn new(shared: Shared, listener: &Listener) -> AuthGate {
         AuthGate {
-            config,
-            metrics,
-            sign_in,
-            role,
-            challenges,
+            config: shared.config,
+            metrics: shared.metrics,
+            sign_in: shared.sign_in,
+            keys: shared.keys,
+            role: listener.role,
+            challenges: shared.challenges,
+            forward_auth_only: listener.forward_auth_only,
+            forward_auth_mode: listener.forward_auth_mode,
         }
     }
 
@@ -131,15 +150,14 @@ impl ProxyHttp for AuthGate {
                 .await?;
             return Ok(true);
         }
-        let admitted = if self.dropped_content_length(session) {
-            Err((
-                Reject::BadFraming("both Content-Length and Transfer-Encoding"),
-                None,
-            ))
-        } else {
-            admission::admit(&ctx.snapshot, session.req_header())
-        };
-        let admitted = match admitted {
+        if self.dropped_content_length(session) {
+            let reject = Reject::BadFraming("both Content-Length and Transfer-Encoding");
+            return self.refuse(session, ctx, reject).await;
+        }
+        if forward_auth::is_check(self.forward_auth_only, &ctx.snapshot, session.req_header()) {
+            return self.forward_auth(session, ctx).await;
+        }
+        let admitted = match admission::admit(&ctx.snapshot, session.req_header()) {
             Ok(admitted) => admitted,
             Err((reject, app)) => {
                 ctx.refused_app = app;
@@ -173,6 +191,7 @@ impl ProxyHttp for AuthGate {
         }
         let verdict = gate::decide(
             &self.sign_in,
+            &self.keys,
             &ctx.snapshot,
             session.req_header(),
             &admitted,

@@ -55,6 +55,8 @@ pub struct Session {
     expires_at: u64,
     /// Last use (the idle timer).
     last_used: AtomicU64,
+    /// The identity assertion last signed for this session (reused while fresh).
+    pub assertion: crate::keys::assertion::AssertionSlot,
 }
 
 impl std::fmt::Debug for Session {
@@ -86,6 +88,7 @@ impl Session {
             tokens_issued_at: now_millis(),
             expires_at: millis(expires_at),
             last_used: AtomicU64::new(now_millis()),
+            assertion: Default::default(),
         }
     }
 
@@ -105,6 +108,7 @@ impl Session {
             tokens_issued_at: times.tokens_issued_at,
             expires_at: times.expires_at,
             last_used: AtomicU64::new(now_millis()),
+            assertion: Default::default(),
         }
     }
 

@@ -6,18 +6,61 @@
 
 use std::time::Duration;
 
-use super::{Changes, Leases, Records, SingleUse};
+use super::{Changes, Documents, Leases, Records, SingleUse};
 
 /// Runs every check against `store`.
 pub async fn run<S>(store: &S, namespace: &str)
 where
-    S: Records + SingleUse + Leases + Changes,
+    S: Records + SingleUse + Leases + Changes + Documents,
 {
+    documents(store, namespace).await;
     records(store, namespace).await;
     indexes(store, namespace).await;
     single_use(store, namespace).await;
     leases(store, namespace).await;
     changes(store, namespace).await;
+}
+
+/// Documents: none at first, created only where none is, replaced only from the value read,
+/// any bytes; of writers racing from the same value exactly one wins.
+pub async fn documents(store: &impl Documents, ns: &str) {
+    let key = format!("{ns}:document");
+    assert_eq!(
+        store.read(&key).await.unwrap(),
+        None,
+        "no document at first"
+    );
+    assert!(
+        !store.replace(&key, Some(b"v0"), b"v1").await.unwrap(),
+        "a document that is not there is not replaced"
+    );
+    assert!(store.replace(&key, None, b"v1").await.unwrap(), "created");
+    assert!(
+        !store.replace(&key, None, b"v2").await.unwrap(),
+        "created only once"
+    );
+    assert!(
+        !store.replace(&key, Some(b"v0"), b"v2").await.unwrap(),
+        "not replaced from a stale value"
+    );
+    let bytes: Vec<u8> = (0..=255u8).chain([0, 0]).collect();
+    assert!(store.replace(&key, Some(b"v1"), &bytes).await.unwrap());
+    assert_eq!(
+        store.read(&key).await.unwrap(),
+        Some(bytes.clone()),
+        "bytes round-trip"
+    );
+    let wins = futures_util::future::join_all((0..8u8).map(|i| {
+        let bytes = &bytes;
+        let key = &key;
+        async move { store.replace(key, Some(bytes), &[i]).await.unwrap() }
+    }))
+    .await;
+    assert_eq!(
+        wins.iter().filter(|w| **w).count(),
+        1,
+        "one of the writers racing from the same value wins"
+    );
 }
 
 async fn sleep_ms(ms: u64) {

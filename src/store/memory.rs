@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use super::{random_token, Change, Changes, Lease, Leases, Records, SingleUse, StoreResult};
+use super::{
+    random_token, Change, Changes, Documents, Lease, Leases, Records, SingleUse, StoreResult,
+};
 
 /// Writes between two sweeps of expired entries.
 const SWEEP_EVERY: u64 = 1024;
@@ -23,6 +25,7 @@ struct Tables {
     sets: HashMap<String, (HashSet<String>, Instant)>,
     claims: HashMap<String, Instant>,
     leases: HashMap<String, (String, Instant)>,
+    documents: HashMap<String, Vec<u8>>,
     writes: u64,
 }
 
@@ -53,6 +56,22 @@ impl MemoryStore {
 
     fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
         self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl Documents for MemoryStore {
+    async fn read(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.tables().documents.get(key).cloned())
+    }
+
+    async fn replace(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> StoreResult<bool> {
+        let mut tables = self.tables();
+        if tables.documents.get(key).map(Vec::as_slice) != expected {
+            return Ok(false);
+        }
+        tables.documents.insert(key.to_string(), new.to_vec());
+        Ok(true)
     }
 }
 

@@ -10,11 +10,14 @@
 //! - [`Leases`]: a named lease with an expiry and a fencing token — one replica refreshes a
 //!   session, one replica orders a certificate.
 //! - [`Changes`]: messages to every replica — "session X ended".
+//! - [`Documents`]: small values that live until replaced, written by compare-and-swap so
+//!   replicas racing to change one never lose each other's write — the signing keys.
 //!
 //! Every call can fail with [`StoreError::Unavailable`]: the caller decides what that means
 //! (a 503, never a sign-in loop).
 
 pub mod conformance;
+pub mod file;
 pub mod memory;
 pub mod redis;
 
@@ -107,6 +110,17 @@ pub trait Changes: Send + Sync {
         &self,
         channel: &str,
     ) -> StoreResult<tokio::sync::broadcast::Receiver<Change>>;
+}
+
+/// Small values without an expiry, replaced whole by compare-and-swap: a writer reads, builds
+/// the next value, and writes it only if nobody wrote in between (else it reads again).
+#[async_trait]
+pub trait Documents: Send + Sync {
+    /// The document under `key`, if there is one.
+    async fn read(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Stores `new` under `key` if the document is still `expected` (`None`: there is none);
+    /// false, and nothing written, when it is not.
+    async fn replace(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> StoreResult<bool>;
 }
 
 /// A fresh random token (leases, test namespaces).

@@ -25,8 +25,8 @@ use redis::{Cmd, FromRedisValue, RedisError, Script};
 use tokio::sync::broadcast;
 
 use super::{
-    millis, random_token, Change, Changes, Lease, Leases, Records, SingleUse, StoreError,
-    StoreResult,
+    millis, random_token, Change, Changes, Documents, Lease, Leases, Records, SingleUse,
+    StoreError, StoreResult,
 };
 
 /// How the servers are reached.
@@ -102,6 +102,7 @@ pub struct RedisStore {
     settings: RedisSettings,
     release: Script,
     index_add: Script,
+    replace: Script,
 }
 
 fn unavailable(e: RedisError) -> StoreError {
@@ -139,6 +140,15 @@ impl RedisStore {
                  local left = redis.call('PTTL', KEYS[1]) \
                  if left < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end \
                  return 1",
+            ),
+            // Compare-and-swap of a whole document: ARGV[1] says whether one is expected
+            // ('1', equal to ARGV[2]) or none ('0'); ARGV[3] is the new value.
+            replace: Script::new(
+                "local current = redis.call('GET', KEYS[1]) \
+                 if (ARGV[1] == '0' and current == false) \
+                 or (ARGV[1] == '1' and current == ARGV[2]) then \
+                 redis.call('SET', KEYS[1], ARGV[3]) return 1 end \
+                 return 0",
             ),
         })
     }
@@ -200,7 +210,7 @@ impl RedisStore {
         op: &'static str,
         script: &Script,
         key: &str,
-        args: &[&str],
+        args: &[&[u8]],
     ) -> StoreResult<T> {
         self.timed(op, self.script_untimed(script, key, args)).await
     }
@@ -209,7 +219,7 @@ impl RedisStore {
         &self,
         script: &Script,
         key: &str,
-        args: &[&str],
+        args: &[&[u8]],
     ) -> StoreResult<T> {
         let mut invocation = script.key(key);
         for arg in args {
@@ -427,7 +437,7 @@ impl Records for RedisStore {
                 "index_add",
                 &self.index_add,
                 &self.key(index),
-                &[member, &ttl],
+                &[member.as_bytes(), ttl.as_bytes()],
             )
             .await?;
         Ok(())
@@ -446,6 +456,30 @@ impl Records for RedisStore {
             .query("srem", redis::cmd("SREM").arg(self.key(index)).arg(member))
             .await?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Documents for RedisStore {
+    async fn read(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.query("get", redis::cmd("GET").arg(self.key(key)))
+            .await
+    }
+
+    async fn replace(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> StoreResult<bool> {
+        let (flag, current): (&[u8], &[u8]) = match expected {
+            Some(value) => (b"1", value),
+            None => (b"0", b""),
+        };
+        let replaced: i64 = self
+            .script(
+                "replace",
+                &self.replace,
+                &self.key(key),
+                &[flag, current, new],
+            )
+            .await?;
+        Ok(replaced > 0)
     }
 }
 
@@ -501,7 +535,7 @@ impl Leases for RedisStore {
                 "release",
                 &self.release,
                 &self.key(&lease.name),
-                &[&lease.token],
+                &[lease.token.as_bytes()],
             )
             .await?;
         Ok(removed > 0)

@@ -86,6 +86,24 @@ impl Answer {
         }
     }
 
+    /// The gateway's JWKS (`jwks` is `{"keys":[...]}`), cacheable for `max_age`.
+    pub fn jwks(jwks: Bytes, max_age: std::time::Duration) -> Answer {
+        let cache = HeaderValue::from_str(&format!("public, max-age={}", max_age.as_secs()))
+            .unwrap_or(HeaderValue::from_static("no-store"));
+        Answer {
+            status: 200,
+            headers: vec![
+                (http::header::CACHE_CONTROL, cache),
+                (
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/jwk-set+json"),
+                ),
+            ],
+            body: jwks,
+            decision: "jwks",
+        }
+    }
+
     /// A JSON answer.
     pub fn json(status: u16, decision: &'static str, body: serde_json::Value) -> Answer {
         let mut a = Answer::new(status, decision).header(

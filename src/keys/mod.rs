@@ -1,0 +1,382 @@
+//! The gateway's own signing keys and what they sign: the identity assertion an origin can
+//! verify instead of trusting headers ([`assertion`]), and the JWKS that publishes the keys.
+//!
+//! Keys are generated into the store — the Redis store every replica shares, or a file under
+//! `admin.data_dir` on a single node — sealed with the session cookie key when one is
+//! configured, or read from PEM files the operator manages. The stored list ([`ring`]) is
+//! changed by compare-and-swap only, so replicas racing to create or rotate keys agree on one
+//! list; each replica re-reads it every few seconds and whenever a key's status is due to
+//! change.
+
+pub mod assertion;
+pub mod material;
+pub mod ring;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::config::Gateway;
+use crate::session::cookie::CookieKeys;
+use crate::store::Documents;
+use material::{KeyMaterial, SigningAlgorithm};
+use ring::{KeyRing, KeyStatus, RotateError, RotationPolicy};
+
+/// The document the key list is stored under.
+const DOCUMENT: &str = "signing-keys";
+
+/// A sealed document starts with this byte (a plain one is JSON, `{`).
+const SEALED: u8 = b'S';
+
+/// Longest wait between two reads of the stored keys.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(10);
+
+/// Writers racing on the key list retry this often before giving up until the next refresh.
+const ATTEMPTS: usize = 5;
+
+/// The `signing` settings, compiled.
+#[derive(Debug, Clone)]
+pub struct SigningSettings {
+    /// How generated keys rotate.
+    pub policy: RotationPolicy,
+    /// `Cache-Control: max-age` of the JWKS.
+    pub jwks_max_age: Duration,
+    /// PEM files that replace generated keys: the first signs, all are published.
+    pub key_files: Vec<std::path::PathBuf>,
+    /// An app signs assertions: keys are generated if there are none.
+    pub wanted: bool,
+}
+
+/// A key as the admin API lists it (never the private half).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct KeyView {
+    /// The `kid`.
+    pub id: String,
+    /// `ES256` or `EdDSA`.
+    pub algorithm: &'static str,
+    /// `Next`, `Current`, `Previous` (or `Published`: a key file after the first).
+    pub status: &'static str,
+    /// When it was made (Unix seconds; absent for key files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<u64>,
+    /// When it signs from (Unix seconds; absent for key files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective_at: Option<u64>,
+}
+
+/// The keys as this replica last read them.
+pub struct Loaded {
+    /// The key that signs; none until keys exist (assertions are then refused).
+    pub current: Option<Arc<KeyMaterial>>,
+    /// `{"keys":[...]}`: every published key.
+    pub jwks: Bytes,
+    /// Every key, for the admin API.
+    pub views: Vec<KeyView>,
+    /// When a status changes next (Unix seconds).
+    next_change: Option<u64>,
+}
+
+impl Loaded {
+    fn empty() -> Loaded {
+        Loaded {
+            current: None,
+            jwks: Bytes::from_static(b"{\"keys\":[]}"),
+            views: Vec::new(),
+            next_change: None,
+        }
+    }
+}
+
+/// Why a rotation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RotateFailure {
+    /// The keys are PEM files the operator manages.
+    #[error("signing keys are given as files (signing.key_files); rotate them there")]
+    FromFiles,
+    /// A new key is already waiting, or none could be made.
+    #[error(transparent)]
+    Refused(#[from] RotateError),
+    /// The store cannot be read or written.
+    #[error("the key store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The signing keys of this gateway (shared by every replica through the store).
+pub struct SigningKeys {
+    documents: Arc<dyn Documents>,
+    /// The store is shared (Redis): a document that is not sealed was not written by a
+    /// gateway and is refused, since whoever planted it would know the key.
+    sealed_only: bool,
+    loaded: ArcSwap<Loaded>,
+    writing: tokio::sync::Mutex<()>,
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl SigningKeys {
+    /// Keys stored in `documents`; `shared`: the store is shared by replicas (Redis).
+    pub fn new(documents: Arc<dyn Documents>, shared: bool) -> SigningKeys {
+        SigningKeys {
+            documents,
+            sealed_only: shared,
+            loaded: ArcSwap::from_pointee(Loaded::empty()),
+            writing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The keys as last read.
+    pub fn loaded(&self) -> arc_swap::Guard<Arc<Loaded>> {
+        self.loaded.load()
+    }
+
+    /// Reads the keys again (files, or the store), creating, rotating and dropping stored
+    /// keys as the policy says. Returns how long until it should run again.
+    pub async fn refresh(&self, gw: &Gateway) -> Duration {
+        if let Err(e) = self.read_keys(gw).await {
+            tracing::error!(error = %e, "the signing keys cannot be read; the last ones read stay in use");
+        }
+        let now = unix_now();
+        let due = self.loaded.load().next_change.map_or(REFRESH_EVERY, |at| {
+            Duration::from_secs(at.saturating_sub(now)).max(Duration::from_millis(200))
+        });
+        due.min(REFRESH_EVERY)
+    }
+
+    /// Reads the keys (and brings the stored ones up to date), or says why not. At start, a
+    /// gateway whose apps want assertions does not serve without a key.
+    pub async fn read_keys(&self, gw: &Gateway) -> Result<(), String> {
+        let settings = &gw.signing;
+        if settings.key_files.is_empty() {
+            self.refresh_stored(gw).await
+        } else {
+            from_files(&settings.key_files).map(|loaded| self.loaded.store(Arc::new(loaded)))
+        }
+    }
+
+    async fn refresh_stored(&self, gw: &Gateway) -> Result<(), String> {
+        let settings = &gw.signing;
+        let _one_writer = self.writing.lock().await;
+        for _ in 0..ATTEMPTS {
+            let (raw, mut ring) = self.read(gw).await?;
+            let now = unix_now();
+            let changed = ring
+                .maintain(now, &settings.policy, settings.wanted)
+                .map_err(|e| e.to_string())?;
+            if changed && !self.write(gw, raw.as_deref(), &ring).await? {
+                continue;
+            }
+            self.loaded.store(Arc::new(load_ring(
+                &ring,
+                now,
+                settings.policy.keep_previous,
+            )));
+            return Ok(());
+        }
+        Err("other replicas kept changing the keys; trying again later".into())
+    }
+
+    /// Schedules a new key (published now, signing after `publish_before_use`, the
+    /// configured lead when `None`), and returns every key.
+    pub async fn rotate(
+        &self,
+        gw: &Gateway,
+        algorithm: Option<SigningAlgorithm>,
+        publish_before_use: Option<Duration>,
+    ) -> Result<Vec<KeyView>, RotateFailure> {
+        let settings = &gw.signing;
+        if !settings.key_files.is_empty() {
+            return Err(RotateFailure::FromFiles);
+        }
+        let _one_writer = self.writing.lock().await;
+        for _ in 0..ATTEMPTS {
+            let (raw, mut ring) = self.read(gw).await.map_err(RotateFailure::Unavailable)?;
+            let now = unix_now();
+            ring.rotate(
+                now,
+                algorithm.unwrap_or(settings.policy.algorithm),
+                publish_before_use.unwrap_or(settings.policy.publish_before_use),
+            )?;
+            if !self
+                .write(gw, raw.as_deref(), &ring)
+                .await
+                .map_err(RotateFailure::Unavailable)?
+            {
+                continue;
+            }
+            let loaded = load_ring(&ring, now, settings.policy.keep_previous);
+            let views = loaded.views.clone();
+            self.loaded.store(Arc::new(loaded));
+            tracing::info!(
+                kid = views.first().map_or("", |v| v.id.as_str()),
+                "a new signing key is published"
+            );
+            return Ok(views);
+        }
+        Err(RotateFailure::Unavailable(
+            "other replicas kept changing the keys".into(),
+        ))
+    }
+
+    /// The stored document as read (for the compare-and-swap) and the list in it. A
+    /// document that cannot be opened reads as no keys (it is then replaced, and logged).
+    async fn read(&self, gw: &Gateway) -> Result<(Option<Vec<u8>>, KeyRing), String> {
+        let raw = self
+            .documents
+            .read(DOCUMENT)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(bytes) = raw.as_deref() else {
+            return Ok((None, KeyRing::default()));
+        };
+        match decode(bytes, gw.sessions.cookie_keys.as_deref(), self.sealed_only) {
+            Some(ring) => Ok((raw, ring)),
+            None => {
+                tracing::error!(
+                    "the stored signing keys cannot be opened (sealed under a cookie key no longer configured, or not written by a gateway); new keys replace them"
+                );
+                Ok((raw, KeyRing::default()))
+            }
+        }
+    }
+
+    async fn write(
+        &self,
+        gw: &Gateway,
+        expected: Option<&[u8]>,
+        ring: &KeyRing,
+    ) -> Result<bool, String> {
+        let bytes = encode(ring, gw.sessions.cookie_keys.as_deref())?;
+        self.documents
+            .replace(DOCUMENT, expected, &bytes)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// What the store holds: sealed under the current cookie key when there is one (bound to this
+/// purpose), else JSON (a single node's file, readable by the gateway's user only).
+fn encode(ring: &KeyRing, cookie_keys: Option<&CookieKeys>) -> Result<Vec<u8>, String> {
+    let json = serde_json::to_vec(ring).map_err(|e| e.to_string())?;
+    Ok(match cookie_keys {
+        Some(keys) => {
+            let mut out = vec![SEALED];
+            out.extend(keys.seal_bytes("authgate", DOCUMENT, &json));
+            out
+        }
+        None => json,
+    })
+}
+
+fn decode(bytes: &[u8], cookie_keys: Option<&CookieKeys>, sealed_only: bool) -> Option<KeyRing> {
+    match bytes.split_first() {
+        Some((&SEALED, sealed)) => {
+            let json = cookie_keys?.open_bytes("authgate", DOCUMENT, sealed)?;
+            serde_json::from_slice(&json).ok()
+        }
+        _ if sealed_only => None,
+        _ => serde_json::from_slice(bytes).ok(),
+    }
+}
+
+fn load_ring(ring: &KeyRing, now: u64, keep_previous: Duration) -> Loaded {
+    let mut loaded = Loaded::empty();
+    let mut jwks = Vec::new();
+    for (key, status) in ring.statuses(now) {
+        let material = match key.material() {
+            Ok(material) => material,
+            Err(e) => {
+                tracing::error!(error = %e, "a stored signing key cannot be used; skipped");
+                continue;
+            }
+        };
+        loaded.views.push(KeyView {
+            id: material.kid.clone(),
+            algorithm: material.algorithm.name(),
+            status: match status {
+                KeyStatus::Next => "Next",
+                KeyStatus::Current => "Current",
+                KeyStatus::Previous => "Previous",
+            },
+            created_at: Some(key.created_at),
+            effective_at: Some(key.effective_at),
+        });
+        jwks.push(material.jwk.clone());
+        if status == KeyStatus::Current {
+            loaded.current = Some(Arc::new(material));
+        }
+    }
+    loaded.jwks = jwks_bytes(&jwks);
+    loaded.next_change = ring.next_change(now, keep_previous);
+    loaded
+}
+
+fn from_files(files: &[std::path::PathBuf]) -> Result<Loaded, String> {
+    let mut loaded = Loaded::empty();
+    let mut jwks = Vec::new();
+    for (i, path) in files.iter().enumerate() {
+        let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let material =
+            KeyMaterial::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
+        loaded.views.push(KeyView {
+            id: material.kid.clone(),
+            algorithm: material.algorithm.name(),
+            status: if i == 0 { "Current" } else { "Published" },
+            created_at: None,
+            effective_at: None,
+        });
+        jwks.push(material.jwk.clone());
+        if i == 0 {
+            loaded.current = Some(Arc::new(material));
+        }
+    }
+    loaded.jwks = jwks_bytes(&jwks);
+    Ok(loaded)
+}
+
+fn jwks_bytes(keys: &[jsonwebtoken::jwk::Jwk]) -> Bytes {
+    Bytes::from(serde_json::to_vec(&serde_json::json!({ "keys": keys })).unwrap_or_default())
+}
+
+/// Reads a key file's PEM and checks it, for the config check (a problem names the field).
+pub fn check_key_file(path: &std::path::Path) -> Result<(), String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    KeyMaterial::from_pem(&pem)
+        .map(|_| ())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_store_refuses_a_document_it_cannot_authenticate() {
+        let mut ring = KeyRing::default();
+        ring.rotate(0, SigningAlgorithm::ES256, Duration::ZERO)
+            .unwrap();
+        let keys = CookieKeys::new([&[7u8; 32][..]]);
+        let sealed = encode(&ring, Some(&keys)).unwrap();
+        assert_eq!(sealed[0], SEALED);
+        assert_eq!(decode(&sealed, Some(&keys), true), Some(ring.clone()));
+        let other = CookieKeys::new([&[8u8; 32][..]]);
+        assert_eq!(decode(&sealed, Some(&other), true), None, "another key");
+        let plain = encode(&ring, None).unwrap();
+        assert_eq!(decode(&plain, Some(&keys), true), None, "planted in Redis");
+        assert_eq!(
+            decode(&plain, None, false),
+            Some(ring),
+            "a single node's file"
+        );
+        let mut tampered = sealed.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert_eq!(decode(&tampered, Some(&keys), true), None);
+    }
+}
