@@ -4,6 +4,7 @@
 mod acme;
 mod admin_api;
 mod admin_sessions;
+mod assertion;
 mod backchannel;
 mod bearer_strictness;
 mod browser;
