@@ -315,12 +315,8 @@ impl AuthGate {
                 )
                 .header(HeaderName::from_static(LOGIN_HEADER), login)
             }
-            Verdict::Answer(answer) if answer.status == 401 => {
-                match HeaderValue::from_str(&login_url()) {
-                    Ok(login) => answer.header(HeaderName::from_static(LOGIN_HEADER), login),
-                    Err(_) => answer,
-                }
-            }
+            // An API client's 401 (with its `login_url`) stays as it is: nginx must not
+            // redirect it.
             Verdict::Answer(answer) if answer.status >= 300 => answer,
             // Nothing else the gate answers (the "no icon" 204) may read as allowed.
             Verdict::Answer(_) => {

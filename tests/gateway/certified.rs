@@ -9,9 +9,9 @@ use std::time::Duration;
 use crate::browser::Browser;
 use crate::common::{free_port, Gateway, Origin};
 
-struct NodeProvider {
+pub struct NodeProvider {
     child: Child,
-    issuer: String,
+    pub issuer: String,
 }
 
 impl Drop for NodeProvider {
@@ -21,7 +21,7 @@ impl Drop for NodeProvider {
     }
 }
 
-async fn start_provider(redirect_uri: &str, post_logout_uri: &str) -> NodeProvider {
+pub async fn start_provider(redirect_uri: &str, post_logout_uri: &str) -> NodeProvider {
     start_provider_with(redirect_uri, post_logout_uri, &[]).await
 }
 
@@ -94,7 +94,7 @@ async fn settle(b: &mut Browser, mut hop: crate::browser::Hop) -> crate::browser
 /// Signs in at the provider's own pages (login, then consent) from where the gateway sent
 /// the browser (its login page, then its consent page); returns the page the browser lands on
 /// back at the app.
-async fn sign_in_at_provider(
+pub async fn sign_in_at_provider(
     b: &mut Browser,
     provider: &NodeProvider,
     first: crate::browser::Hop,

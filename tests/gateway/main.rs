@@ -15,6 +15,7 @@ mod cli;
 mod common;
 mod cookies;
 mod domain_lifecycle;
+mod forward_auth;
 mod hosts;
 mod hygiene;
 mod idp;
