@@ -38,6 +38,27 @@ pub fn verify_with_pyjwt(
     }
 }
 
+/// Verifies `token` the way docs/forward-auth.md shows for Node.js (`jose`).
+pub fn verify_with_jose(
+    jwks_url: &str,
+    issuer: &str,
+    audience: &str,
+    token: &str,
+) -> Result<Value, String> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc-provider");
+    let out = Command::new("node")
+        .args(["verify-assertion.mjs", jwks_url, issuer, audience, token])
+        .current_dir(dir)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    if out.status.success() {
+        Ok(serde_json::from_str(&stdout).unwrap())
+    } else {
+        Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
 async fn bearer_get(
     gw: &Gateway,
     path: &str,
@@ -178,6 +199,12 @@ async fn origins_verify_the_assertion_with_pyjwt_before_and_after_a_rotation() {
         10
     );
     assert!(verified["jti"].as_str().is_some_and(|j| j.len() >= 16));
+    // A Node.js origin with `jose` agrees.
+    assert_eq!(
+        verify_with_jose(&jwks_url, app_issuer, "api", &first).unwrap()["sub"],
+        "user-1"
+    );
+    assert!(verify_with_jose(&jwks_url, app_issuer, "other-app", &first).is_err());
     // Another audience or issuer is refused by the verifier: the checks are real.
     assert!(verify_with_pyjwt(&jwks_url, app_issuer, "other-app", &first).is_err());
     assert!(verify_with_pyjwt(&jwks_url, "https://evil.test/_auth", "api", &first).is_err());
@@ -274,6 +301,7 @@ async fn origins_verify_the_assertion_with_pyjwt_before_and_after_a_rotation() {
         jsonwebtoken::Algorithm::EdDSA
     );
     verify_with_pyjwt(&jwks_url, app_issuer, "api", &second).unwrap();
+    verify_with_jose(&jwks_url, app_issuer, "api", &second).unwrap();
     // The first token's kept assertion was signed by the old key: it is re-signed.
     bearer_get(&gw, "/api/orders", &token, &[]).await;
     assert_eq!(kid_of(&last_assertion(&origin).unwrap()), new_kid);
