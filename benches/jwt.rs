@@ -99,7 +99,7 @@ fn benches(c: &mut Criterion) {
     c.bench_function("public route: admit", |b| {
         b.iter(|| admit(&cached, &public).is_ok())
     });
-    let no_keys = SigningKeys::new(Arc::new(MemoryStore::new()), false);
+    let no_keys = SigningKeys::new(Arc::new(MemoryStore::new()), None);
     c.bench_function("jwt route: admit + cached token + identity headers", |b| {
         b.to_async(&runtime).iter(|| async {
             let admitted = admit(&cached, &protected).unwrap();
@@ -117,7 +117,7 @@ fn benches(c: &mut Criterion) {
             10_000,
             &format!("    assertion: {{}}\nsigning: {{algorithm: {algorithm}}}\n"),
         );
-        let signing = SigningKeys::new(Arc::new(MemoryStore::new()), false);
+        let signing = SigningKeys::new(Arc::new(MemoryStore::new()), None);
         runtime.block_on(signing.read_keys(&asserting)).unwrap();
         runtime
             .block_on(asserting.verifier.verify(&token, &ids))

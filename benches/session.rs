@@ -42,7 +42,7 @@ apps:
     .unwrap();
     let store = Arc::new(MemoryStore::new(100_000, Duration::from_secs(7200)));
     let sign_in = SignIn::new(store.clone(), Arc::new(authgate::metrics::Metrics::new()));
-    let keys = SigningKeys::new(Arc::new(authgate::store::memory::MemoryStore::new()), false);
+    let keys = SigningKeys::new(Arc::new(authgate::store::memory::MemoryStore::new()), None);
     let id = new_id();
     runtime
         .block_on(store.put(id, Arc::new(session_fixture::session(SystemTime::now()))))

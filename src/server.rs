@@ -159,7 +159,7 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
             let memory = Arc::new(MemoryStore::new(max_sessions, idle_timeout));
             let files: Arc<dyn crate::store::Documents> =
                 Arc::new(crate::store::file::FileDocuments::new(&data_dir));
-            (memory.clone(), Some(memory), (files, false))
+            (memory.clone(), Some(memory), (files, None))
         }
         Some(settings) => {
             let (sessions, backend) = shared_sessions(
@@ -168,7 +168,9 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
                 near_cache_entries,
                 metrics.clone(),
             )?;
-            (sessions, None, (backend, true))
+            let documents: Arc<dyn crate::store::Documents> = backend.clone();
+            let changes: Arc<dyn crate::store::Changes> = backend;
+            (sessions, None, (documents, Some(changes)))
         }
     };
     let keys = Arc::new(crate::keys::SigningKeys::new(documents.0, documents.1));
@@ -367,7 +369,7 @@ fn shared_sessions(
 ) -> Result<
     (
         Arc<crate::session::shared::SharedSessions>,
-        Arc<dyn crate::store::Documents>,
+        Arc<crate::store::redis::RedisStore>,
     ),
     StartError,
 > {
@@ -385,10 +387,7 @@ fn shared_sessions(
                 near_capacity,
             )
             .await?;
-            Ok::<_, crate::store::StoreError>((
-                sessions,
-                backend as Arc<dyn crate::store::Documents>,
-            ))
+            Ok::<_, crate::store::StoreError>((sessions, backend))
         })
         .map_err(|e| StartError::SessionStore(e.to_string()))
 }
@@ -487,10 +486,26 @@ struct KeyKeeper {
 #[async_trait]
 impl BackgroundService for KeyKeeper {
     async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut changes = self.keys.changes().await;
         loop {
             let wait = self.keys.refresh(&self.config.load_full()).await;
+            let told = async {
+                match changes.as_mut() {
+                    Some(receiver) => !matches!(
+                        receiver.recv().await,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed)
+                    ),
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
+                // Another replica changed the keys (or the feed lost messages): read now.
+                heard = told => {
+                    if !heard {
+                        changes = None;
+                    }
+                }
                 _ = shutdown.changed() => return,
             }
         }

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::config::Gateway;
 use crate::session::cookie::CookieKeys;
-use crate::store::Documents;
+use crate::store::{Change, Changes, Documents};
 use material::{KeyMaterial, SigningAlgorithm};
 use ring::{KeyRing, KeyStatus, RotateError, RotationPolicy};
 
@@ -33,6 +33,9 @@ const SEALED: u8 = b'S';
 
 /// Longest wait between two reads of the stored keys.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(10);
+
+/// The channel a replica that changed the key list tells the others on.
+const CHANNEL: &str = "signing-keys";
 
 /// Writers racing on the key list retry this often before giving up until the next refresh.
 const ATTEMPTS: usize = 5;
@@ -108,8 +111,9 @@ pub enum RotateFailure {
 pub struct SigningKeys {
     documents: Arc<dyn Documents>,
     /// The store is shared (Redis): a document that is not sealed was not written by a
-    /// gateway and is refused, since whoever planted it would know the key.
-    sealed_only: bool,
+    /// gateway and is refused, since whoever planted it would know the key. Replicas are
+    /// told of each change here.
+    shared: Option<Arc<dyn Changes>>,
     loaded: ArcSwap<Loaded>,
     writing: tokio::sync::Mutex<()>,
 }
@@ -122,11 +126,12 @@ pub fn unix_now() -> u64 {
 }
 
 impl SigningKeys {
-    /// Keys stored in `documents`; `shared`: the store is shared by replicas (Redis).
-    pub fn new(documents: Arc<dyn Documents>, shared: bool) -> SigningKeys {
+    /// Keys stored in `documents`; `shared`: the store is shared by replicas (Redis), who are
+    /// told of changes there.
+    pub fn new(documents: Arc<dyn Documents>, shared: Option<Arc<dyn Changes>>) -> SigningKeys {
         SigningKeys {
             documents,
-            sealed_only: shared,
+            shared,
             loaded: ArcSwap::from_pointee(Loaded::empty()),
             writing: tokio::sync::Mutex::new(()),
         }
@@ -173,11 +178,8 @@ impl SigningKeys {
             if changed && !self.write(gw, raw.as_deref(), &ring).await? {
                 continue;
             }
-            self.loaded.store(Arc::new(load_ring(
-                &ring,
-                now,
-                settings.policy.keep_previous,
-            )));
+            self.loaded
+                .store(Arc::new(load_ring(&ring, now, &settings.policy)));
             return Ok(());
         }
         Err("other replicas kept changing the keys; trying again later".into())
@@ -211,7 +213,7 @@ impl SigningKeys {
             {
                 continue;
             }
-            let loaded = load_ring(&ring, now, settings.policy.keep_previous);
+            let loaded = load_ring(&ring, now, &settings.policy);
             let views = loaded.views.clone();
             self.loaded.store(Arc::new(loaded));
             tracing::info!(
@@ -236,7 +238,11 @@ impl SigningKeys {
         let Some(bytes) = raw.as_deref() else {
             return Ok((None, KeyRing::default()));
         };
-        match decode(bytes, gw.sessions.cookie_keys.as_deref(), self.sealed_only) {
+        match decode(
+            bytes,
+            gw.sessions.cookie_keys.as_deref(),
+            self.shared.is_some(),
+        ) {
             Some(ring) => Ok((raw, ring)),
             None => {
                 tracing::error!(
@@ -254,10 +260,33 @@ impl SigningKeys {
         ring: &KeyRing,
     ) -> Result<bool, String> {
         let bytes = encode(ring, gw.sessions.cookie_keys.as_deref())?;
-        self.documents
+        let written = self
+            .documents
             .replace(DOCUMENT, expected, &bytes)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        if written {
+            if let Some(changes) = &self.shared {
+                // The others would see it at their next read anyway (REFRESH_EVERY).
+                if let Err(e) = changes.publish(CHANNEL, "changed").await {
+                    tracing::warn!(error = %e, "other replicas could not be told of new signing keys");
+                }
+            }
+        }
+        Ok(written)
+    }
+
+    /// Word of key changes made by other replicas (`None` on a single node, or when the
+    /// store cannot subscribe now: reads every [`REFRESH_EVERY`] still follow them).
+    pub async fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
+        let changes = self.shared.as_ref()?;
+        match changes.subscribe(CHANNEL).await {
+            Ok(receiver) => Some(receiver),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot hear of other replicas' key changes; reading them every 10 s");
+                None
+            }
+        }
     }
 }
 
@@ -286,7 +315,7 @@ fn decode(bytes: &[u8], cookie_keys: Option<&CookieKeys>, sealed_only: bool) -> 
     }
 }
 
-fn load_ring(ring: &KeyRing, now: u64, keep_previous: Duration) -> Loaded {
+fn load_ring(ring: &KeyRing, now: u64, policy: &RotationPolicy) -> Loaded {
     let mut loaded = Loaded::empty();
     let mut jwks = Vec::new();
     for (key, status) in ring.statuses(now) {
@@ -314,7 +343,7 @@ fn load_ring(ring: &KeyRing, now: u64, keep_previous: Duration) -> Loaded {
         }
     }
     loaded.jwks = jwks_bytes(&jwks);
-    loaded.next_change = ring.next_change(now, keep_previous);
+    loaded.next_change = ring.next_change(now, policy);
     loaded
 }
 

@@ -220,16 +220,28 @@ impl KeyRing {
         self.keys = kept;
     }
 
-    /// The earliest moment after `now` when a status changes (a Next key starts signing, a
-    /// Previous key is dropped), to wake up for.
-    pub fn next_change(&self, now: u64, keep_previous: Duration) -> Option<u64> {
+    /// The earliest moment after `now` when something is due (a Next key starts signing, a
+    /// Previous key is dropped, the next automatic rotation), to wake up for.
+    pub fn next_change(&self, now: u64, policy: &RotationPolicy) -> Option<u64> {
         let starts = self.keys.iter().map(|k| k.effective_at);
         // A key is dropped `keep_previous` after the one above it took over.
         let drops = self
             .keys
             .windows(2)
-            .map(|pair| pair[0].effective_at + keep_previous.as_secs());
-        starts.chain(drops).filter(|t| *t > now).min()
+            .map(|pair| pair[0].effective_at + policy.keep_previous.as_secs());
+        // A new key is published `publish_before_use` before the current one is due.
+        let rotation = match (self.current(now), self.next(now)) {
+            (Some(current), None) if !policy.rotate_after.is_zero() => Some(
+                (current.effective_at + policy.rotate_after.as_secs())
+                    .saturating_sub(policy.publish_before_use.as_secs()),
+            ),
+            _ => None,
+        };
+        starts
+            .chain(drops)
+            .chain(rotation)
+            .filter(|t| *t > now)
+            .min()
     }
 }
 
@@ -286,7 +298,11 @@ mod tests {
             [KeyStatus::Current, KeyStatus::Previous]
         );
         assert_eq!(ring.keys[0].algorithm, SigningAlgorithm::EdDSA);
-        assert_eq!(ring.next_change(110, policy().keep_previous), Some(160));
+        assert_eq!(
+            ring.next_change(110, &policy()),
+            Some(160),
+            "the old key's drop"
+        );
         assert!(
             !ring.maintain(159, &policy(), true).unwrap(),
             "still in its overlap"
@@ -294,6 +310,11 @@ mod tests {
         assert_eq!(ring.keys.len(), 2);
         assert!(ring.maintain(160, &policy(), true).unwrap());
         assert_eq!(statuses(&ring, 160), [KeyStatus::Current]);
+        assert_eq!(
+            ring.next_change(160, &policy()),
+            Some(1010),
+            "the next rotation: published at 110 + 1000 - 100"
+        );
     }
 
     #[test]

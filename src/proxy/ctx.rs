@@ -27,6 +27,8 @@ pub struct RequestCtx {
     pub refused_app: Option<Arc<App>>,
     /// The metric/log label of what the gateway decided (`allow`, `unauthenticated`, …).
     pub decision: &'static str,
+    /// A forward-auth check: `admitted` is the request the calling proxy described.
+    pub forward_auth: bool,
     /// Request body bytes seen so far.
     pub request_body_bytes: u64,
     /// Response body bytes seen so far.
@@ -69,6 +71,7 @@ impl RequestCtx {
             identity: None,
             refused_app: None,
             decision: "",
+            forward_auth: false,
             request_body_bytes: 0,
             response_body_bytes: 0,
             upstream_started: None,

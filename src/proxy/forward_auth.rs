@@ -211,6 +211,7 @@ impl AuthGate {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
+        ctx.forward_auth = true;
         let conn = Connection::of(session, &ctx.snapshot);
         if !conn.peer_trusted {
             tracing::warn!(request_id = %ctx.request_id, peer = ?conn.peer, "a forward-auth check from a peer not in trusted_proxies; refused");
@@ -324,6 +325,23 @@ impl AuthGate {
                     .answer_refusal(session, ctx, Reject::Unauthenticated, mode)
                     .await
             }
+        };
+        // nginx reads anything but 2xx, 401 and 403 as its own failure (a 500): in status
+        // mode the gate's other answers (a provider that cannot be reached, 502) become 403
+        // with the real status beside it.
+        let answer = if mode == Mode::Status && !matches!(answer.status, 200 | 401 | 403) {
+            let status = answer.status;
+            Answer::json(
+                403,
+                answer.decision,
+                serde_json::json!({"error": answer.decision, "status": status}),
+            )
+            .header(
+                HeaderName::from_static(STATUS_HEADER),
+                HeaderValue::from(status),
+            )
+        } else {
+            answer
         };
         ctx.decision = answer.decision;
         respond::send_answer(session, answer, &ctx.request_id).await?;

@@ -450,6 +450,12 @@ impl ProxyHttp for AuthGate {
             status,
             method = %req.method,
             path = req.uri.path(),
+            // A forward-auth check names the request it decided on.
+            checked = ctx
+                .admitted
+                .as_ref()
+                .filter(|_| ctx.forward_auth)
+                .map(|a| a.path.as_str()),
             user = identity.and_then(|i| i.user.as_deref()),
             auth = identity.map(|i| i.via),
             duration_ms = millis(ctx.started.elapsed()),

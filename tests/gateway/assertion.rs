@@ -406,3 +406,144 @@ async fn keys_survive_a_restart_and_key_files_replace_generated_keys() {
     let (status, _) = admin_json(&files, reqwest::Method::POST, "/api/keys/rotate", None).await;
     assert_eq!(status, 409);
 }
+
+/// Two replicas on one Redis, an app sending assertions, bearer routes (no sign-in needed).
+fn replica_config(redis_port: u16, origin: &Origin, jwks_path: &std::path::Path) -> String {
+    format!(
+        "
+sessions:
+  cookie_keys: ['a-cookie-key-shared-by-the-replicas-0123456789']
+  store: redis
+  redis: {{url: 'redis://127.0.0.1:{redis_port}/', key_prefix: 'assertion-test:'}}
+signing: {{publish_before_use: 2s, jwks_max_age: 1s, keep_previous: 20s}}
+jwt_issuers:
+  - {{id: main, issuer: '{ISSUER}', jwks_file: '{}', audiences: [api]}}
+apps:
+  - id: api
+    host: api.test
+    origin: {{url: '{}'}}
+    routes: [{{prefix: /, action: jwt}}]
+    assertion: {{lifetime: 10s}}
+",
+        jwks_path.display(),
+        origin.url()
+    )
+}
+
+#[tokio::test]
+async fn replicas_on_redis_share_one_key_list_and_follow_a_rotation_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = crate::store_redis::start(dir.path(), &[]);
+    let origin = Origin::start().await;
+    let issuer_key = TestKey::ec("issuer-1");
+    let jwks_path = dir.path().join("jwks.json");
+    std::fs::write(&jwks_path, json!({"keys": [issuer_key.jwk()]}).to_string()).unwrap();
+    let config = replica_config(redis.port, &origin, &jwks_path);
+    let port_a = crate::common::free_port();
+    let port_b = crate::common::free_port();
+    let start = |port: u16| {
+        let config = config.clone();
+        async move {
+            Gateway::start_full(
+                &format!("listen: [{{address: '127.0.0.1:{port}'}}]"),
+                std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                ", api_token: admin-token-of-at-least-32-bytes-x",
+                &config,
+            )
+            .await
+        }
+    };
+    // Started at once: both find no keys, both try to make the first; one list results.
+    let (a, b) = tokio::join!(start(port_a), start(port_b));
+    let token = issuer_key.token(&claims(ISSUER));
+    bearer_get(&a, "/x", &token, &[]).await;
+    let from_a = last_assertion(&origin).unwrap();
+    bearer_get(&b, "/x", &token, &[]).await;
+    let from_b = last_assertion(&origin).unwrap();
+    assert_eq!(
+        kid_of(&from_a),
+        kid_of(&from_b),
+        "one key for every replica"
+    );
+    // What B signed verifies against A's JWKS, and the stored list is sealed.
+    let jwks_a = format!("http://{}/jwks.json", a.admin);
+    verify_with_pyjwt(&jwks_a, "https://api.test/_auth", "api", &from_b).unwrap();
+    let stored = Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "--no-raw",
+            "GET",
+            "assertion-test:signing-keys",
+        ])
+        .output()
+        .unwrap();
+    let stored = String::from_utf8_lossy(&stored.stdout);
+    assert!(stored.starts_with("\"S"), "sealed: {stored}");
+    assert!(!stored.contains("pkcs8"), "no key material in the clear");
+
+    // A rotation on A is on B's list within a second (the change is announced).
+    let (status, rotated) = admin_json(&a, reqwest::Method::POST, "/api/keys/rotate", None).await;
+    assert_eq!(status, 200, "{rotated}");
+    let new_kid = rotated["keys"][0]["id"].as_str().unwrap().to_string();
+    let asked = Instant::now();
+    loop {
+        let jwks: Value = reqwest::get(format!("http://{}/jwks.json", b.admin))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if jwks_kids(&jwks).contains(&new_kid) {
+            break;
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(1),
+            "B did not hear of the new key: {jwks}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And when its time comes, B signs with it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        bearer_get(&b, "/x", &issuer_key.token(&claims(ISSUER)), &[]).await;
+        if kid_of(&last_assertion(&origin).unwrap()) == new_kid {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B never signed with the new key");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn keys_rotate_on_their_own_at_the_configured_age() {
+    let origin = Origin::start().await;
+    let issuer_key = TestKey::ec("issuer-1");
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(
+        &origin,
+        &issuer_key,
+        dir.path(),
+        "signing: {rotate_after: 3s, publish_before_use: 1s, jwks_max_age: 1s, keep_previous: 12s}",
+    )
+    .await;
+    let (_, listed) = admin_json(&gw, reqwest::Method::GET, "/api/keys", None).await;
+    let first = listed["keys"][0]["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, listed) = admin_json(&gw, reqwest::Method::GET, "/api/keys", None).await;
+        let keys = listed["keys"].as_array().unwrap();
+        if keys[0]["status"] == "Current" && keys[0]["id"] != first.as_str() {
+            assert_eq!(keys[1]["id"], first.as_str());
+            assert_eq!(keys[1]["status"], "Previous");
+            // Published a second before it signed, three seconds after the first.
+            let published = keys[0]["created_at"].as_u64().unwrap();
+            let effective = keys[0]["effective_at"].as_u64().unwrap();
+            assert_eq!(effective - published, 1);
+            assert_eq!(effective - keys[1]["effective_at"].as_u64().unwrap(), 3);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no automatic rotation: {listed}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

@@ -227,12 +227,19 @@ impl Gateway {
         log: Option<&std::path::Path>,
     ) -> Gateway {
         let admin_port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        // Each gateway keeps its own data (API apps, domains, signing keys) unless the test
+        // names a directory: the default is the working directory's `data`.
+        let data_dir = if admin_extra.contains("data_dir") {
+            String::new()
+        } else {
+            format!(", data_dir: '{}'", dir.path().join("data").display())
+        };
         let config = format!(
             "{listen}\n\
-             admin: {{listen: '127.0.0.1:{admin_port}'{admin_extra}}}\n\
+             admin: {{listen: '127.0.0.1:{admin_port}'{data_dir}{admin_extra}}}\n\
              server: {{threads: 1, drain_timeout: 2s}}\n{yaml}"
         );
-        let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("authgate.yaml");
         std::fs::write(&config_path, config).unwrap();
         let (level, stderr) = match log {

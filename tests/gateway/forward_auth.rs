@@ -568,3 +568,79 @@ async fn caddy_forward_auth_asks_the_gateway() {
     .await;
     journey(&ingress, &gw, &provider, &origin, &issuer_key).await;
 }
+
+#[tokio::test]
+async fn a_forward_auth_listener_checks_every_request_whatever_its_path() {
+    let origin = Origin::start().await;
+    let issuer_key = TestKey::ec("issuer-1");
+    let dir = tempfile::tempdir().unwrap();
+    let provider = start_provider(
+        "https://app.test/_auth/callback",
+        "https://app.test/_auth/signed-out",
+    )
+    .await;
+    let jwks_path = dir.path().join("jwks.json");
+    std::fs::write(&jwks_path, json!({"keys": [issuer_key.jwk()]}).to_string()).unwrap();
+    let (traffic, checks) = (free_port(), free_port());
+    let gw = Gateway::start_with(
+        &format!(
+            "listen: [{{address: '127.0.0.1:{traffic}'}}, {{address: '127.0.0.1:{checks}', forward_auth_only: true, forward_auth_mode: status}}]"
+        ),
+        SocketAddr::from(([127, 0, 0, 1], traffic)),
+        &format!(
+            "
+trusted_proxies: ['127.0.0.1']
+oidc_providers:
+  - {{id: node, issuer: '{}', client_id: authgate, client_secret: authgate-test-secret}}
+jwt_issuers:
+  - {{id: main, issuer: '{ISSUER}', jwks_file: '{}', audiences: [api]}}
+apps:
+  - {{id: app, host: app.test, origin: {{url: '{}'}}, routes: [{{prefix: /, action: session_or_jwt}}]}}
+",
+            provider.issuer,
+            jwks_path.display(),
+            origin.url()
+        ),
+    )
+    .await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let ask = |path: &str| {
+        client
+            .get(format!("http://127.0.0.1:{checks}{path}"))
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "app.test")
+            .header("x-forwarded-uri", "/reports")
+            .header("accept", "text/html")
+    };
+    // The listener's mode (status), any path.
+    let resp = ask("/").send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        resp.headers()["x-authgate-login"],
+        "https://app.test/_auth/login?rd=%2Freports"
+    );
+    let resp = ask("/anything/verify").send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let token = issuer_key.token(&claims(ISSUER));
+    let resp = ask("/")
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-auth-request-user"], "user-1");
+    // The traffic listener still proxies.
+    let resp = client
+        .get(format!("http://127.0.0.1:{traffic}/x"))
+        .header("host", "app.test")
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(origin.seen().len(), 1);
+    drop(gw);
+}
