@@ -26,10 +26,16 @@ pub fn verify_with_pyjwt(
         "python3"
     };
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/assertion/verify.py");
-    let out = Command::new(python)
-        .args([script, jwks_url, issuer, audience, token])
-        .output()
-        .expect("python3 runs");
+    verdict(
+        Command::new(python)
+            .args([script, jwks_url, issuer, audience, token])
+            .output()
+            .expect("python3 runs"),
+    )
+}
+
+/// A verifier's verdict: the claims it printed, or why it refused.
+fn verdict(out: std::process::Output) -> Result<Value, String> {
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     if out.status.success() {
         Ok(serde_json::from_str(&stdout).unwrap())
@@ -46,17 +52,13 @@ pub fn verify_with_jose(
     token: &str,
 ) -> Result<Value, String> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc-provider");
-    let out = Command::new("node")
-        .args(["verify-assertion.mjs", jwks_url, issuer, audience, token])
-        .current_dir(dir)
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    if out.status.success() {
-        Ok(serde_json::from_str(&stdout).unwrap())
-    } else {
-        Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
-    }
+    verdict(
+        Command::new("node")
+            .args(["verify-assertion.mjs", jwks_url, issuer, audience, token])
+            .current_dir(dir)
+            .output()
+            .expect("node runs"),
+    )
 }
 
 async fn bearer_get(

@@ -30,14 +30,27 @@ impl Drop for Ingress {
     }
 }
 
-async fn wait_listening(addr: SocketAddr, what: &str) {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return;
+impl Ingress {
+    /// Runs `command` (its files in `dir`) and waits until it listens on `port`.
+    async fn spawn(mut command: Command, dir: tempfile::TempDir, port: u16, what: &str) -> Ingress {
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what} runs (scripts/install-deps installs it): {e}"));
+        let ingress = Ingress {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            _dir: dir,
+        };
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(ingress.addr).await.is_ok() {
+                return ingress;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        panic!("{what} did not start listening on {}", ingress.addr);
     }
-    panic!("{what} did not start listening on {addr}");
 }
 
 /// nginx with the configuration docs/forward-auth.md gives, the ports filled in.
@@ -106,22 +119,9 @@ http {{
     );
     let path = dir.path().join("nginx.conf");
     std::fs::write(&path, config).unwrap();
-    let child = Command::new("nginx")
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("nginx is installed (scripts/install-deps installs it)");
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    wait_listening(addr, "nginx").await;
-    Ingress {
-        child,
-        addr,
-        _dir: dir,
-    }
+    let mut nginx = Command::new("nginx");
+    nginx.arg("-p").arg(dir.path()).arg("-c").arg(&path);
+    Ingress::spawn(nginx, dir, port, "nginx").await
 }
 
 /// Caddy with the configuration docs/forward-auth.md gives.
@@ -133,6 +133,9 @@ async fn start_caddy(gateway: SocketAddr, origin: &str) -> Ingress {
         r#"{{
   admin off
   auto_https off
+  log {{
+    level ERROR
+  }}
 }}
 http://app.test:{port} {{
   bind 127.0.0.1
@@ -152,23 +155,14 @@ http://app.test:{port} {{
     );
     let path = dir.path().join("Caddyfile");
     std::fs::write(&path, config).unwrap();
-    let child = Command::new("caddy")
+    let mut caddy = Command::new("caddy");
+    caddy
         .args(["run", "--adapter", "caddyfile", "--config"])
         .arg(&path)
         .env("HOME", dir.path())
         .env("XDG_DATA_HOME", dir.path().join("data"))
-        .env("XDG_CONFIG_HOME", dir.path().join("config"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("caddy is installed (scripts/install-deps installs it)");
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    wait_listening(addr, "caddy").await;
-    Ingress {
-        child,
-        addr,
-        _dir: dir,
-    }
+        .env("XDG_CONFIG_HOME", dir.path().join("config"));
+    Ingress::spawn(caddy, dir, port, "caddy").await
 }
 
 /// The gateway on `port` for app.test, believing forward-auth checks from `trusted`.
@@ -509,17 +503,21 @@ async fn checks_are_believed_from_trusted_proxies_only_and_answer_in_either_mode
     assert!(origin.seen().is_empty());
 }
 
-#[tokio::test]
-async fn nginx_auth_request_asks_the_gateway() {
+/// The journey behind the ingress `start_ingress` starts (pointed at the gateway's port, which
+/// is chosen first: the provider must know the callback on the ingress's port, so the ingress
+/// starts before the gateway binds).
+async fn behind<F, Fut>(start_ingress: F)
+where
+    F: FnOnce(SocketAddr, String) -> Fut,
+    Fut: std::future::Future<Output = Ingress>,
+{
     let origin = Origin::start().await;
     let issuer_key = TestKey::ec("issuer-1");
     let dir = tempfile::tempdir().unwrap();
-    // The provider must know the callback on the ingress's port, so the ingress comes first:
-    // it is pointed at the gateway's port, which is taken now and bound by the gateway.
     let gateway_port = free_port();
-    let ingress = start_nginx(
+    let ingress = start_ingress(
         SocketAddr::from(([127, 0, 0, 1], gateway_port)),
-        &origin.url(),
+        origin.url(),
     )
     .await;
     let base = format!("http://app.test:{}", ingress.addr.port());
@@ -541,32 +539,13 @@ async fn nginx_auth_request_asks_the_gateway() {
 }
 
 #[tokio::test]
+async fn nginx_auth_request_asks_the_gateway() {
+    behind(|gateway, origin| async move { start_nginx(gateway, &origin).await }).await;
+}
+
+#[tokio::test]
 async fn caddy_forward_auth_asks_the_gateway() {
-    let origin = Origin::start().await;
-    let issuer_key = TestKey::ec("issuer-1");
-    let dir = tempfile::tempdir().unwrap();
-    let gateway_port = free_port();
-    let ingress = start_caddy(
-        SocketAddr::from(([127, 0, 0, 1], gateway_port)),
-        &origin.url(),
-    )
-    .await;
-    let base = format!("http://app.test:{}", ingress.addr.port());
-    let provider = start_provider(
-        &format!("{base}/_auth/callback"),
-        &format!("{base}/_auth/signed-out"),
-    )
-    .await;
-    let gw = start_gateway_at(
-        gateway_port,
-        &provider,
-        &origin,
-        &issuer_key,
-        dir.path(),
-        "'127.0.0.1'",
-    )
-    .await;
-    journey(&ingress, &gw, &provider, &origin, &issuer_key).await;
+    behind(|gateway, origin| async move { start_caddy(gateway, &origin).await }).await;
 }
 
 #[tokio::test]
