@@ -500,6 +500,8 @@ impl BackgroundService for KeyKeeper {
             };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
+                // A request found no key (assertions were just turned on): read now.
+                _ = self.keys.key_missing() => {}
                 // Another replica changed the keys (or the feed lost messages): read now.
                 heard = told => {
                     if !heard {

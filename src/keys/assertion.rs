@@ -76,7 +76,10 @@ impl SigningKeys {
         not_after: u64,
     ) -> Result<HeaderValue, AssertionError> {
         let loaded = self.loaded();
-        let key = loaded.current.as_ref().ok_or(AssertionError::NoKey)?;
+        let Some(key) = loaded.current.as_ref() else {
+            self.missing.notify_one();
+            return Err(AssertionError::NoKey);
+        };
         let now = unix_now();
         if let Some(kept) = &*slot.0.load() {
             if Arc::ptr_eq(&kept.spec, spec) && *kept.kid == *key.kid && now < kept.renew_at {

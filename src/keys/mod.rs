@@ -116,6 +116,9 @@ pub struct SigningKeys {
     shared: Option<Arc<dyn Changes>>,
     loaded: ArcSwap<Loaded>,
     writing: tokio::sync::Mutex<()>,
+    /// Rung when an assertion found no key (a reload just turned assertions on): the keeper
+    /// reads (and makes) keys at once instead of at its next turn.
+    missing: tokio::sync::Notify,
 }
 
 /// Unix seconds now.
@@ -134,6 +137,7 @@ impl SigningKeys {
             shared,
             loaded: ArcSwap::from_pointee(Loaded::empty()),
             writing: tokio::sync::Mutex::new(()),
+            missing: tokio::sync::Notify::new(),
         }
     }
 
@@ -142,14 +146,25 @@ impl SigningKeys {
         self.loaded.load()
     }
 
+    /// Resolves when a request needed a key and found none.
+    pub async fn key_missing(&self) {
+        self.missing.notified().await
+    }
+
     /// Reads the keys again (files, or the store), creating, rotating and dropping stored
     /// keys as the policy says. Returns how long until it should run again.
     pub async fn refresh(&self, gw: &Gateway) -> Duration {
         if let Err(e) = self.read_keys(gw).await {
             tracing::error!(error = %e, "the signing keys cannot be read; the last ones read stay in use");
         }
+        let loaded = self.loaded.load();
+        // An app wants assertions and there is no key yet (a reload just turned them on, or
+        // the store was away): try again soon, not in ten seconds.
+        if gw.signing.wanted && loaded.current.is_none() {
+            return Duration::from_millis(500);
+        }
         let now = unix_now();
-        let due = self.loaded.load().next_change.map_or(REFRESH_EVERY, |at| {
+        let due = loaded.next_change.map_or(REFRESH_EVERY, |at| {
             Duration::from_secs(at.saturating_sub(now)).max(Duration::from_millis(200))
         });
         due.min(REFRESH_EVERY)

@@ -124,6 +124,11 @@ async fn start_in(
     signing: &str,
     admin_extra: &str,
 ) -> Gateway {
+    // `signing` may start with `no-assertion` to leave the app without one.
+    let (assertion, signing) = match signing.strip_prefix("no-assertion") {
+        Some(rest) => ("", rest),
+        None => ("    assertion: {lifetime: 10s}", signing),
+    };
     let jwks_path = dir.join("jwks.json");
     std::fs::write(&jwks_path, json!({"keys": [issuer_key.jwk()]}).to_string()).unwrap();
     let port = crate::common::free_port();
@@ -142,7 +147,7 @@ apps:
     routes:
       - {{prefix: /api, action: jwt}}
       - {{prefix: /public, action: public}}
-    assertion: {{lifetime: 10s}}
+{assertion}
   - id: plain
     host: plain.test
     origin: {{url: '{}'}}
@@ -547,5 +552,38 @@ async fn keys_rotate_on_their_own_at_the_configured_age() {
         }
         assert!(Instant::now() < deadline, "no automatic rotation: {listed}");
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_reload_that_turns_assertions_on_makes_a_key_at_once() {
+    let origin = Origin::start().await;
+    let issuer_key = TestKey::ec("issuer-1");
+    let dir = tempfile::tempdir().unwrap();
+    // No app sends assertions: no key is made.
+    let gw = start(&origin, &issuer_key, dir.path(), "no-assertion").await;
+    let (_, listed) = admin_json(&gw, reqwest::Method::GET, "/api/keys", None).await;
+    assert_eq!(listed["keys"], json!([]));
+    let token = issuer_key.token(&claims(ISSUER));
+    bearer_get(&gw, "/api/orders", &token, &[]).await;
+    assert_eq!(last_assertion(&origin), None);
+    // Turned on by a reload: the first request that finds no key has one made at once.
+    let config = std::fs::read_to_string(&gw.config_path).unwrap();
+    let with = config.replace(
+        "  - id: plain",
+        "    assertion: {lifetime: 10s}\n  - id: plain",
+    );
+    assert_ne!(config, with);
+    std::fs::write(&gw.config_path, &with).unwrap();
+    crate::common::sighup(gw.pid());
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let status = bearer_get(&gw, "/api/orders", &token, &[]).await.status();
+        assert!(status == 200 || status == 503, "{status}");
+        if status == 200 && last_assertion(&origin).is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no assertion after the reload");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
