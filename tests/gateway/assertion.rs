@@ -61,6 +61,27 @@ pub fn verify_with_jose(
     )
 }
 
+/// Verifies `token` the way docs/forward-auth.md shows for Go (golang-jwt + keyfunc), with
+/// the verifier scripts/test builds from tests/assertion/go.
+pub fn verify_with_go(
+    jwks_url: &str,
+    issuer: &str,
+    audience: &str,
+    token: &str,
+) -> Result<Value, String> {
+    let verifier = concat!(env!("CARGO_MANIFEST_DIR"), "/target/verify-assertion-go");
+    assert!(
+        std::path::Path::new(verifier).exists(),
+        "run scripts/test (it builds {verifier} from tests/assertion/go)"
+    );
+    verdict(
+        Command::new(verifier)
+            .args([jwks_url, issuer, audience, token])
+            .output()
+            .expect("the Go verifier runs"),
+    )
+}
+
 async fn bearer_get(
     gw: &Gateway,
     path: &str,
@@ -212,6 +233,12 @@ async fn origins_verify_the_assertion_with_pyjwt_before_and_after_a_rotation() {
         "user-1"
     );
     assert!(verify_with_jose(&jwks_url, app_issuer, "other-app", &first).is_err());
+    // And so does a Go origin with golang-jwt and keyfunc.
+    assert_eq!(
+        verify_with_go(&jwks_url, app_issuer, "api", &first).unwrap()["sub"],
+        "user-1"
+    );
+    assert!(verify_with_go(&jwks_url, app_issuer, "other-app", &first).is_err());
     // Another audience or issuer is refused by the verifier: the checks are real.
     assert!(verify_with_pyjwt(&jwks_url, app_issuer, "other-app", &first).is_err());
     assert!(verify_with_pyjwt(&jwks_url, "https://evil.test/_auth", "api", &first).is_err());
@@ -309,6 +336,7 @@ async fn origins_verify_the_assertion_with_pyjwt_before_and_after_a_rotation() {
     );
     verify_with_pyjwt(&jwks_url, app_issuer, "api", &second).unwrap();
     verify_with_jose(&jwks_url, app_issuer, "api", &second).unwrap();
+    verify_with_go(&jwks_url, app_issuer, "api", &second).unwrap();
     // The first token's kept assertion was signed by the old key: it is re-signed.
     bearer_get(&gw, "/api/orders", &token, &[]).await;
     assert_eq!(kid_of(&last_assertion(&origin).unwrap()), new_kid);
