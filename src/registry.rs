@@ -1,6 +1,9 @@
 //! Apps from two sources, one running configuration: the config file (the static base,
-//! read-only through the API) plus apps created through the admin API, kept in
-//! `{admin.data_dir}/apps.json`, plus the active custom domains of the domain book. Every
+//! read-only through the API) plus apps created through the admin API, kept as one document
+//! (`apps.json`) in the control store — `{admin.data_dir}` on a single node, or Redis shared by
+//! every replica (`control.store: redis`), where each change is announced so every replica
+//! rebuilds within a second, and a periodic re-read heals a missed announcement — plus the
+//! active custom domains of the domain book. Every
 //! change — an API call, a domain added, activated or removed, SIGHUP — rebuilds the whole
 //! snapshot and swaps it in atomically; an API change that does not compile is refused and the
 //! running snapshot stays. API apps are written to disk (atomically, by rename) only after they
@@ -22,7 +25,14 @@ use crate::config::model::AppFile;
 use crate::config::{compile, parse, parse_file_text, Gateway, Problems};
 use crate::domains::CustomDomain;
 use crate::route::host::canonical_host;
+use crate::store::{Changes, Documents};
 use crate::tls::CertStore;
+
+/// The document the API apps are kept in (a JSON list).
+const APPS: &str = "apps.json";
+
+/// The channel a replica announces a change of the API apps on.
+pub const CHANNEL: &str = "control";
 
 /// A stored app or active custom domain that is not served because it does not compile with
 /// the rest of the configuration.
@@ -75,41 +85,51 @@ pub enum ChangeError {
     Storage(String),
 }
 
+/// Where the API apps are kept, and who hears of changes to them.
+pub struct ControlStore {
+    /// The documents.
+    pub documents: Arc<dyn Documents>,
+    /// Other replicas (a shared store), told of each change.
+    pub changes: Option<Arc<dyn Changes>>,
+}
+
 /// The config file plus API apps, and the snapshot they compile to.
 pub struct Registry {
     config_path: PathBuf,
     domains: Arc<crate::domains::DomainBook>,
-    store_path: PathBuf,
+    store: ControlStore,
     api_apps: tokio::sync::Mutex<Vec<Value>>,
+    /// The stored document as last read or written (what a change must replace).
+    stored: std::sync::Mutex<Option<Vec<u8>>>,
     snapshot: Arc<ArcSwap<Gateway>>,
     certs: Option<Arc<CertStore>>,
     unserved: ArcSwap<Vec<Unserved>>,
 }
 
 impl Registry {
-    /// Opens the store under `data_dir` and returns the registry with the snapshot that
-    /// includes the stored apps and active domains. Only a config file that does not compile
-    /// by itself is an error; stored state that does not compile is left out and reported.
-    pub fn open(
+    /// Opens the control store and returns the registry with the snapshot that includes the
+    /// stored apps and active domains. Only a config file that does not compile by itself is
+    /// an error; stored state that does not compile is left out and reported.
+    pub async fn open(
         config_path: &Path,
-        data_dir: &Path,
+        store: ControlStore,
         domains: Arc<crate::domains::DomainBook>,
         snapshot: Arc<ArcSwap<Gateway>>,
         certs: Option<Arc<CertStore>>,
     ) -> Result<Registry, String> {
-        let store_path = data_dir.join("apps.json");
-        let api_apps: Vec<Value> = match std::fs::read(&store_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| format!("{} is not a JSON list of apps: {e}", store_path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(format!("cannot read {}: {e}", store_path.display())),
-        };
+        let raw = store
+            .documents
+            .read(APPS)
+            .await
+            .map_err(|e| format!("cannot read the admin API's apps: {e}"))?;
+        let api_apps = parse_apps(raw.as_deref())?;
         let stored = !api_apps.is_empty() || !domains.all().is_empty();
         let registry = Registry {
             config_path: config_path.to_path_buf(),
             domains,
-            store_path,
+            store,
             api_apps: tokio::sync::Mutex::new(Vec::new()),
+            stored: std::sync::Mutex::new(raw),
             snapshot,
             certs,
             unserved: ArcSwap::from_pointee(Vec::new()),
@@ -120,8 +140,46 @@ impl Registry {
                 .map_err(|p| format!("the configuration does not compile:\n{p}"))?;
             registry.adopt(Arc::new(gateway), unserved);
         }
-        *registry.api_apps.try_lock().map_err(|_| "registry busy")? = api_apps;
+        *registry.api_apps.lock().await = api_apps;
         Ok(registry)
+    }
+
+    /// Word of changes other replicas made (`None` on a single node, or when the store cannot
+    /// subscribe now: the periodic re-read still follows them).
+    pub async fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<crate::store::Change>> {
+        match self.store.changes.as_ref()?.subscribe(CHANNEL).await {
+            Ok(receiver) => Some(receiver),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot hear of other replicas' app changes; re-reading them periodically");
+                None
+            }
+        }
+    }
+
+    /// Reads the stored apps again and rebuilds when another replica changed them. Returns the
+    /// new snapshot, if there is one.
+    pub async fn resync(&self) -> Result<Option<Arc<Gateway>>, String> {
+        let mut apps = self.api_apps.lock().await;
+        let raw = self
+            .store
+            .documents
+            .read(APPS)
+            .await
+            .map_err(|e| e.to_string())?;
+        if raw == *self.stored.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(None);
+        }
+        let next = parse_apps(raw.as_deref())?;
+        let (gateway, unserved) = self.build(&next).map_err(|p| p.to_string())?;
+        let gateway = Arc::new(gateway);
+        self.adopt(gateway.clone(), unserved);
+        *apps = next;
+        *self.stored.lock().unwrap_or_else(|e| e.into_inner()) = raw;
+        tracing::info!(
+            apps = apps.len(),
+            "the admin API's apps changed on another replica; applied"
+        );
+        Ok(Some(gateway))
     }
 
     /// Stored apps and domains that are not served, and why.
@@ -372,7 +430,7 @@ impl Registry {
             serde_json::to_value(&parsed).map_err(|e| ChangeError::Malformed(e.to_string()))?;
         let mut next = apps.clone();
         next.push(normalised.clone());
-        let gateway = self.commit(&mut apps, next, Some(&parsed.id))?;
+        let gateway = self.commit(&mut apps, next, Some(&parsed.id)).await?;
         Ok((gateway, normalised))
     }
 
@@ -395,7 +453,7 @@ impl Registry {
             serde_json::to_value(&parsed).map_err(|e| ChangeError::Malformed(e.to_string()))?;
         let mut next = apps.clone();
         next[index] = normalised.clone();
-        let gateway = self.commit(&mut apps, next, Some(id))?;
+        let gateway = self.commit(&mut apps, next, Some(id)).await?;
         Ok((gateway, normalised))
     }
 
@@ -405,7 +463,7 @@ impl Registry {
         let index = self.api_index(&apps, id).await?;
         let mut next = apps.clone();
         next.remove(index);
-        self.commit(&mut apps, next, None)
+        self.commit(&mut apps, next, None).await
     }
 
     async fn api_index(&self, apps: &[Value], id: &str) -> Result<usize, ChangeError> {
@@ -480,9 +538,11 @@ impl Registry {
         Ok(())
     }
 
-    /// Compiles `next`; on success stores it on disk, swaps the snapshot and keeps it. The
-    /// changed app must compile; stored state that did not before stays left out.
-    fn commit(
+    /// Compiles `next`; on success stores it, swaps the snapshot, keeps it and tells the other
+    /// replicas. The changed app must compile; stored state that did not before stays left
+    /// out. A store that changed since it was read (another replica's change at the same
+    /// moment) refuses the write: the change is not made, and the other one is applied.
+    async fn commit(
         &self,
         apps: &mut Vec<Value>,
         next: Vec<Value>,
@@ -504,21 +564,43 @@ impl Registry {
                 )));
             }
         }
-        self.persist(&next).map_err(ChangeError::Storage)?;
+        let bytes =
+            serde_json::to_vec_pretty(&next).map_err(|e| ChangeError::Storage(e.to_string()))?;
+        let expected = self
+            .stored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let written = self
+            .store
+            .documents
+            .replace(APPS, expected.as_deref(), &bytes)
+            .await
+            .map_err(|e| ChangeError::Storage(e.to_string()))?;
+        if !written {
+            return Err(ChangeError::Conflict(
+                "the apps were changed on another replica at the same moment; try again".into(),
+            ));
+        }
+        *self.stored.lock().unwrap_or_else(|e| e.into_inner()) = Some(bytes);
         let gateway = Arc::new(gateway);
         *apps = next;
         self.adopt(gateway.clone(), unserved);
+        if let Some(changes) = &self.store.changes {
+            if let Err(e) = changes.publish(CHANNEL, "apps").await {
+                tracing::warn!(error = %e, "other replicas could not be told of an app change; they re-read it within their resync interval");
+            }
+        }
         Ok(gateway)
     }
+}
 
-    fn persist(&self, apps: &[Value]) -> Result<(), String> {
-        let dir = self.store_path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let tmp = self.store_path.with_extension("json.tmp");
-        let text = serde_json::to_vec_pretty(apps).map_err(|e| e.to_string())?;
-        std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, &self.store_path)
-            .map_err(|e| format!("{}: {e}", self.store_path.display()))
+/// The stored list of API apps (none when there is no document).
+fn parse_apps(raw: Option<&[u8]>) -> Result<Vec<Value>, String> {
+    match raw {
+        None => Ok(Vec::new()),
+        Some(bytes) => serde_json::from_slice(bytes)
+            .map_err(|e| format!("the stored {APPS} is not a JSON list of apps: {e}")),
     }
 }
 

@@ -40,6 +40,9 @@ pub enum StartError {
     /// The shared session store could not be reached.
     #[error("cannot reach the session store (sessions.redis): {0}")]
     SessionStore(String),
+    /// The shared control store could not be reached.
+    #[error("cannot reach the control store (control.redis): {0}")]
+    ControlStore(String),
     /// An app sends signed assertions and no signing key could be read or made.
     #[error("cannot read or make the signing keys (signing, admin.data_dir): {0}")]
     SigningKeys(String),
@@ -198,17 +201,38 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
         )),
         None => None,
     };
+    // The admin API's apps: files under the data directory, or Redis shared by replicas.
+    let shared_control = config.load().control.redis.clone();
     let registry = match (&config_path, &domains) {
-        (Some(path), Some(domains)) => Some(Arc::new(
-            Registry::open(
-                path,
-                &data_dir,
-                domains.clone(),
-                config.clone(),
-                certs.clone(),
-            )
-            .map_err(StartError::Registry)?,
-        )),
+        (Some(path), Some(domains)) => {
+            let store = match shared_control.clone() {
+                None => crate::registry::ControlStore {
+                    documents: Arc::new(crate::store::file::FileDocuments::new(&data_dir)),
+                    changes: None,
+                },
+                Some(settings) => {
+                    let backend = store_runtime()?
+                        .block_on(crate::store::redis::RedisStore::connect(settings))
+                        .map_err(|e| StartError::ControlStore(e.to_string()))?;
+                    let backend = Arc::new(backend.with_metrics(metrics.clone()));
+                    crate::registry::ControlStore {
+                        documents: backend.clone(),
+                        changes: Some(backend),
+                    }
+                }
+            };
+            Some(Arc::new(
+                store_runtime()?
+                    .block_on(Registry::open(
+                        path,
+                        store,
+                        domains.clone(),
+                        config.clone(),
+                        certs.clone(),
+                    ))
+                    .map_err(StartError::Registry)?,
+            ))
+        }
         _ => None,
     };
     let challenges = Arc::new(Challenges::default());
@@ -327,6 +351,14 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
                 config: config.clone(),
                 certs: certs.clone(),
                 challenges,
+            },
+        ));
+    }
+    if let (Some(registry), Some(_)) = (&registry, &shared_control) {
+        server.add_service(background_service(
+            "authgate control sync",
+            ControlSync {
+                registry: registry.clone(),
             },
         ));
     }
@@ -473,6 +505,52 @@ struct JwksWarmup {
 impl BackgroundService for JwksWarmup {
     async fn start(&self, _shutdown: ShutdownWatch) {
         warm_up(self.config.load_full()).await;
+    }
+}
+
+/// Longest wait between two re-reads of the shared apps (an announcement that went missing is
+/// healed by then).
+const CONTROL_RESYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Applies the admin API changes other replicas make: at once when they announce one, and by a
+/// periodic re-read.
+struct ControlSync {
+    registry: Arc<Registry>,
+}
+
+#[async_trait]
+impl BackgroundService for ControlSync {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut changes = self.registry.changes().await;
+        loop {
+            let told = async {
+                match changes.as_mut() {
+                    Some(receiver) => !matches!(
+                        receiver.recv().await,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed)
+                    ),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(CONTROL_RESYNC_EVERY) => {}
+                heard = told => {
+                    if !heard {
+                        changes = None;
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+            match self.registry.resync().await {
+                Ok(Some(next)) => {
+                    tokio::spawn(warm_up(next));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "the shared apps cannot be re-read; the running ones stay")
+                }
+            }
+        }
     }
 }
 

@@ -83,7 +83,7 @@ pub fn sessions(file: &SessionsFile, problems: &mut Problems) -> SessionSettings
                     "required with `store: redis`: every replica must seal sessions with the same keys",
                 );
             }
-            redis_settings(redis, problems)
+            redis_settings(redis, "sessions.redis", problems)
         }
     };
     let near_cache_entries = file
@@ -107,9 +107,10 @@ pub fn sessions(file: &SessionsFile, problems: &mut Problems) -> SessionSettings
     }
 }
 
-/// The Redis connection of `sessions.redis`, checked.
-fn redis_settings(
+/// A Redis connection (`sessions.redis`, `control.redis`: the field path `at`), checked.
+pub fn redis_settings(
     file: &super::model::RedisFile,
+    at: &str,
     problems: &mut Problems,
 ) -> Option<crate::store::redis::RedisSettings> {
     use super::model::RedisModeFile;
@@ -121,7 +122,7 @@ fn redis_settings(
     let Some(parsed) = parsed else {
         // The value may hold a password: it is not repeated.
         problems.add(
-            "sessions.redis.url",
+            &format!("{at}.url"),
             "is not a redis:// or rediss:// URL with a host",
         );
         return None;
@@ -141,7 +142,7 @@ fn redis_settings(
         match node_url(node) {
             Some(u) => nodes.push(u),
             None => problems.add(
-                &format!("sessions.redis.nodes[{i}]"),
+                &format!("{at}.nodes[{i}]"),
                 format!("`{node}` is not host:port"),
             ),
         }
@@ -151,13 +152,13 @@ fn redis_settings(
         RedisModeFile::Sentinel => {
             let Some(master) = file.sentinel_master.clone().filter(|m| !m.is_empty()) else {
                 problems.add(
-                    "sessions.redis.sentinel_master",
+                    &format!("{at}.sentinel_master"),
                     "required in sentinel mode",
                 );
                 return None;
             };
             if file.nodes.is_empty() {
-                problems.add("sessions.redis.nodes", "list the sentinels (host:port)");
+                problems.add(&format!("{at}.nodes"), "list the sentinels (host:port)");
                 return None;
             }
             Topology::Sentinel {
@@ -169,7 +170,7 @@ fn redis_settings(
         RedisModeFile::Cluster => {
             if file.nodes.is_empty() {
                 problems.add(
-                    "sessions.redis.nodes",
+                    &format!("{at}.nodes"),
                     "list some cluster nodes (host:port)",
                 );
                 return None;
@@ -178,10 +179,10 @@ fn redis_settings(
         }
     };
     if file.connect_timeout.0 == 0 || file.response_timeout.0 == 0 {
-        problems.add("sessions.redis", "timeouts must be at least 1s");
+        problems.add(at, "timeouts must be at least 1s");
     }
     if !(1..=64).contains(&file.pool_size) {
-        problems.add("sessions.redis.pool_size", "must be from 1 to 64");
+        problems.add(&format!("{at}.pool_size"), "must be from 1 to 64");
     }
     Some(crate::store::redis::RedisSettings {
         topology,

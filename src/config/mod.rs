@@ -6,12 +6,14 @@
 
 pub mod carry;
 pub mod compile;
+pub mod compile_control;
 pub mod compile_jwt;
 pub mod compile_oidc;
 pub mod compile_signing;
 pub mod duration;
 pub mod lines;
 pub mod model;
+pub mod model_control;
 pub mod model_signing;
 pub mod parse;
 pub mod paths;
@@ -76,6 +78,8 @@ pub struct Gateway {
     pub branding: crate::pages::Branding,
     /// The keys assertions are signed with.
     pub signing: crate::keys::SigningSettings,
+    /// Where the admin API's apps are kept.
+    pub control: compile_control::ControlSettings,
 }
 
 /// A traffic listener.

@@ -67,6 +67,9 @@ pub struct FileConfig {
     /// The keys identity assertions are signed with, and their rotation.
     #[serde(default)]
     pub signing: super::model_signing::SigningFile,
+    /// Where the admin API's apps are kept: this node's files, or Redis shared by replicas.
+    #[serde(default)]
+    pub control: super::model_control::ControlFile,
 }
 
 /// The gateway's own pages, shown to browsers (API clients get JSON).

@@ -13,6 +13,7 @@ mod certified;
 mod chromium;
 mod cli;
 mod common;
+mod control_plane;
 mod cookies;
 mod domain_lifecycle;
 mod forward_auth;
