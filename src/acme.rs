@@ -1,12 +1,13 @@
 //! Certificates for custom domains from an ACME CA (RFC 8555) with `instant-acme`, proving
 //! control by HTTP-01: the gateway itself answers `/.well-known/acme-challenge/<token>` on its
-//! plain listeners while an order is open.
+//! plain listeners while an order is open — every replica, when they share a control store.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::store::Records;
 use instant_acme::{
     Account, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus,
     RetryPolicy,
@@ -28,32 +29,94 @@ pub struct AcmeSettings {
     pub retry_after: Duration,
 }
 
-/// Open HTTP-01 challenges: token → key authorization.
+/// How long a shared challenge answer is kept (an order is given 90 s to be validated).
+const SHARED_CHALLENGE_TTL: Duration = Duration::from_secs(600);
+
+/// Open HTTP-01 challenges: token → key authorization, in this process and — with a shared
+/// control store — in Redis, so whichever replica the CA's validation request reaches answers
+/// it, not only the one that placed the order.
 #[derive(Default)]
-pub struct Challenges(Mutex<HashMap<String, String>>);
+pub struct Challenges {
+    local: Mutex<HashMap<String, String>>,
+    shared: Option<Arc<dyn Records>>,
+}
+
+/// The store key of a challenge token.
+fn shared_key(token: &str) -> String {
+    format!("acme-http01:{token}")
+}
+
+/// An ACME token is base64url (RFC 8555 §8.3); anything else is not looked up.
+fn is_token(token: &str) -> bool {
+    (1..=256).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
 
 impl Challenges {
-    /// The key authorization for a challenge path's token, if an order is waiting for it.
-    pub fn answer(&self, path: &str) -> Option<String> {
+    /// Challenges answered by every replica sharing `records`.
+    pub fn shared(records: Arc<dyn Records>) -> Challenges {
+        Challenges {
+            local: Mutex::default(),
+            shared: Some(records),
+        }
+    }
+
+    /// The key authorization for a challenge path's token, if an order (of any replica) is
+    /// waiting for it. Paths outside the challenge prefix cost a prefix comparison.
+    pub async fn answer(&self, path: &str) -> Option<String> {
         let token = path.strip_prefix(CHALLENGE_PREFIX)?;
-        self.0
+        if let Some(found) = self
+            .local
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(token)
             .cloned()
+        {
+            return Some(found);
+        }
+        let shared = self.shared.as_ref().filter(|_| is_token(token))?;
+        match shared.get(&shared_key(token)).await {
+            Ok(found) => found.and_then(|bytes| String::from_utf8(bytes).ok()),
+            Err(e) => {
+                tracing::warn!(error = %e, "a shared ACME challenge cannot be looked up");
+                None
+            }
+        }
     }
 
-    fn open(&self, token: String, key_authorization: String) {
-        self.0
+    async fn open(&self, token: String, key_authorization: String) {
+        if let Some(shared) = &self.shared {
+            let stored = shared
+                .put(
+                    &shared_key(&token),
+                    key_authorization.as_bytes(),
+                    SHARED_CHALLENGE_TTL,
+                )
+                .await;
+            if let Err(e) = stored {
+                tracing::warn!(error = %e, "an ACME challenge is answered by this replica only");
+            }
+        }
+        self.local
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(token, key_authorization);
     }
 
-    fn close(&self, tokens: &[String]) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        for token in tokens {
-            map.remove(token);
+    async fn close(&self, tokens: &[String]) {
+        {
+            let mut map = self.local.lock().unwrap_or_else(|e| e.into_inner());
+            for token in tokens {
+                map.remove(token);
+            }
+        }
+        if let Some(shared) = &self.shared {
+            for token in tokens {
+                // Left over, it expires on its own.
+                let _ = shared.delete(&shared_key(token)).await;
+            }
         }
     }
 }
@@ -67,7 +130,7 @@ pub async fn issue(
 ) -> Result<(String, String), String> {
     let mut tokens = Vec::new();
     let result = order(settings, challenges, domain, &mut tokens).await;
-    challenges.close(&tokens);
+    challenges.close(&tokens).await;
     result
 }
 
@@ -112,10 +175,12 @@ async fn order(
             .challenge(ChallengeType::Http01)
             .ok_or("the CA offers no HTTP-01 challenge")?;
         let token = challenge.token.clone();
-        challenges.open(
-            token.clone(),
-            challenge.key_authorization().as_str().to_string(),
-        );
+        challenges
+            .open(
+                token.clone(),
+                challenge.key_authorization().as_str().to_string(),
+            )
+            .await;
         tokens.push(token);
         challenge
             .set_ready()
@@ -141,4 +206,37 @@ async fn order(
         .await
         .map_err(|e| fail("ACME certificate", e))?;
     Ok((chain, key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_challenge_opened_by_one_replica_is_answered_by_another() {
+        let store: Arc<dyn Records> = Arc::new(crate::store::memory::MemoryStore::new());
+        let (placing, other) = (
+            Challenges::shared(store.clone()),
+            Challenges::shared(store.clone()),
+        );
+        let path = format!("{CHALLENGE_PREFIX}tok-EN_1");
+        assert_eq!(other.answer(&path).await, None);
+        placing
+            .open("tok-EN_1".into(), "tok-EN_1.thumb".into())
+            .await;
+        assert_eq!(other.answer(&path).await.as_deref(), Some("tok-EN_1.thumb"));
+        assert_eq!(
+            placing.answer(&path).await.as_deref(),
+            Some("tok-EN_1.thumb")
+        );
+        // What is not a token is never looked up; other paths are not challenges.
+        assert_eq!(other.answer(&format!("{CHALLENGE_PREFIX}../x")).await, None);
+        assert_eq!(other.answer("/tok-EN_1").await, None);
+        placing.close(&["tok-EN_1".into()]).await;
+        assert_eq!(other.answer(&path).await, None, "closed everywhere");
+        // Without a shared store, only the placing process answers.
+        let alone = Challenges::default();
+        alone.open("t".into(), "t.k".into()).await;
+        assert_eq!(other.answer(&format!("{CHALLENGE_PREFIX}t")).await, None);
+    }
 }

@@ -202,7 +202,15 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
         None => None,
     };
     // The admin API's apps: files under the data directory, or Redis shared by replicas.
-    let shared_control = config.load().control.redis.clone();
+    let shared_control = match config.load().control.redis.clone() {
+        None => None,
+        Some(settings) => {
+            let backend = store_runtime()?
+                .block_on(crate::store::redis::RedisStore::connect(settings))
+                .map_err(|e| StartError::ControlStore(e.to_string()))?;
+            Some(Arc::new(backend.with_metrics(metrics.clone())))
+        }
+    };
     let registry = match (&config_path, &domains) {
         (Some(path), Some(domains)) => {
             let store = match shared_control.clone() {
@@ -210,16 +218,10 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
                     documents: Arc::new(crate::store::file::FileDocuments::new(&data_dir)),
                     changes: None,
                 },
-                Some(settings) => {
-                    let backend = store_runtime()?
-                        .block_on(crate::store::redis::RedisStore::connect(settings))
-                        .map_err(|e| StartError::ControlStore(e.to_string()))?;
-                    let backend = Arc::new(backend.with_metrics(metrics.clone()));
-                    crate::registry::ControlStore {
-                        documents: backend.clone(),
-                        changes: Some(backend),
-                    }
-                }
+                Some(backend) => crate::registry::ControlStore {
+                    documents: backend.clone(),
+                    changes: Some(backend),
+                },
             };
             Some(Arc::new(
                 store_runtime()?
@@ -235,7 +237,11 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
         }
         _ => None,
     };
-    let challenges = Arc::new(Challenges::default());
+    // HTTP-01 answers: shared with the other replicas when the control plane is.
+    let challenges = Arc::new(match &shared_control {
+        Some(backend) => Challenges::shared(backend.clone()),
+        None => Challenges::default(),
+    });
     let shared = crate::proxy::Shared {
         config: config.clone(),
         metrics: metrics.clone(),

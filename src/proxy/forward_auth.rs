@@ -307,8 +307,13 @@ impl AuthGate {
             Verdict::Answer(answer)
                 if answer.decision == "login_redirect" && mode == Mode::Status =>
             {
-                let login = HeaderValue::from_str(&login_url())
-                    .map_err(|_| Error::new(ErrorType::InternalError))?;
+                // The URL is built from an admitted host and an encoded path: always a valid
+                // header; were it not, the answer is still a plain 401.
+                let Ok(login) = HeaderValue::from_str(&login_url()) else {
+                    return self
+                        .answer_refusal(session, ctx, Reject::Unauthenticated, mode)
+                        .await;
+                };
                 Answer::json(
                     401,
                     "unauthenticated",

@@ -144,7 +144,11 @@ impl ProxyHttp for AuthGate {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         // An ACME CA validating a custom domain's certificate order (HTTP-01). Answered for
         // any host: the domain is not served yet, and a key authorization is no secret.
-        if let Some(key_authorization) = self.challenges.answer(session.req_header().uri.path()) {
+        let challenge = self
+            .challenges
+            .answer(session.req_header().uri.path())
+            .await;
+        if let Some(key_authorization) = challenge {
             ctx.decision = "acme_challenge";
             respond::send_answer(session, respond::plain(key_authorization), &ctx.request_id)
                 .await?;

@@ -108,6 +108,19 @@ async fn gateway(
     acme: &str,
     origin: &Origin,
 ) -> Gateway {
+    gateway_with(ports, data, certs, dns, acme, origin, "").await
+}
+
+/// Like [`gateway`], with more top-level keys.
+async fn gateway_with(
+    ports: &Ports,
+    data: &Path,
+    certs: &Path,
+    dns: u16,
+    acme: &str,
+    origin: &Origin,
+    extra: &str,
+) -> Gateway {
     // pebble may reach the domain over IPv6 (the test DNS answers AAAA with ::1).
     let listen = format!(
         "listen:\n  - {{address: '127.0.0.1:{p}'}}\n  - {{address: '[::1]:{p}'}}\n  - {{address: '127.0.0.1:{}', tls: true}}",
@@ -124,6 +137,7 @@ tls: {{certs_dir: '{}'}}
 domains: {{public_name: gw.example.net, nameservers: ['127.0.0.1:{dns}'], check_interval: 1s}}
 acme: {acme}
 apps: [{{id: static, host: static.test, default_action: public, origin: {{url: '{}'}}}}]
+{extra}
 ",
             certs.display(),
             origin.url()
@@ -212,6 +226,16 @@ async fn a_custom_domain_goes_from_pending_to_active_with_a_pebble_certificate()
 }
 
 async fn pebble_client(pebble: &Pebble, ca_root: &Path, tls_port: u16) -> reqwest::Client {
+    pebble_client_for(pebble, ca_root, "app.customer.test", tls_port).await
+}
+
+/// A client trusting only pebble's issuing root, reaching `host` at the TLS port.
+async fn pebble_client_for(
+    pebble: &Pebble,
+    ca_root: &Path,
+    host: &str,
+    tls_port: u16,
+) -> reqwest::Client {
     let management = reqwest::Client::builder()
         .add_root_certificate(
             reqwest::Certificate::from_pem(&std::fs::read(ca_root).unwrap()).unwrap(),
@@ -229,10 +253,7 @@ async fn pebble_client(pebble: &Pebble, ca_root: &Path, tls_port: u16) -> reqwes
     reqwest::Client::builder()
         .tls_built_in_root_certs(false)
         .add_root_certificate(reqwest::Certificate::from_pem(root.as_bytes()).unwrap())
-        .resolve(
-            "app.customer.test",
-            SocketAddr::from(([127, 0, 0, 1], tls_port)),
-        )
+        .resolve(host, SocketAddr::from(([127, 0, 0, 1], tls_port)))
         .build()
         .unwrap()
 }
@@ -266,4 +287,90 @@ async fn an_unreachable_ca_leaves_the_domain_in_error_with_a_message() {
         failed["error_message"].as_str().unwrap().contains("ACME"),
         "{failed}"
     );
+}
+
+#[tokio::test]
+async fn the_cas_validation_is_answered_by_a_replica_that_did_not_place_the_order() {
+    let dns = TestDns::start().await;
+    let origin = Origin::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let redis = crate::store_redis::start(work.path(), &[]);
+    let control = format!(
+        "control: {{store: redis, redis: {{url: 'redis://127.0.0.1:{}/', key_prefix: 'acme-test:'}}}}",
+        redis.port
+    );
+    let (data_a, certs_a, data_b, certs_b) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    seed_certificate(certs_a.path());
+    seed_certificate(certs_b.path());
+    let (ports_a, ports_b) = (
+        Ports {
+            plain: free_port(),
+            tls: free_port(),
+        },
+        Ports {
+            plain: free_port(),
+            tls: free_port(),
+        },
+    );
+    // pebble validates on B's port; the domain is added (and ordered) on A.
+    let (pebble, ca_root) = start_pebble(work.path(), ports_b.plain, dns.dns).await;
+    let acme = format!(
+        "{{directory_url: 'https://localhost:{}/dir', ca_root: '{}', retry_after: 1s}}",
+        pebble.acme,
+        ca_root.display()
+    );
+    let a = gateway_with(
+        &ports_a,
+        data_a.path(),
+        certs_a.path(),
+        dns.dns,
+        &acme,
+        &origin,
+        &control,
+    )
+    .await;
+    let b = gateway_with(
+        &ports_b,
+        data_b.path(),
+        certs_b.path(),
+        dns.dns,
+        &acme,
+        &origin,
+        &control,
+    )
+    .await;
+    let (status, entry) = call(
+        &a,
+        "POST",
+        "/api/apps/static/custom-domains",
+        Some(TOKEN),
+        Some(&json!({"domain": "shared.customer.test"}).to_string()),
+    )
+    .await;
+    assert_eq!(status, 201, "{entry}");
+    publish(&dns, "shared.customer.test", &entry).await;
+    wait_for_status(&a, "static", "shared.customer.test", "Active").await;
+    // The CA's validation reached B, which had placed no order, and B answered it.
+    let answered = b
+        .metrics()
+        .await
+        .lines()
+        .any(|l| l.contains("decision=\"acme_challenge\"") && l.contains("status=\"200\""));
+    assert!(answered, "B answered no challenge");
+    // A serves the certificate B's answer won, chained to pebble's root.
+    let client = pebble_client_for(&pebble, &ca_root, "shared.customer.test", ports_a.tls).await;
+    let resp = client
+        .get(format!(
+            "https://shared.customer.test:{}/hello",
+            ports_a.tls
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
 }
