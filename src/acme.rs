@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::store::Records;
+use crate::session::cookie::CookieKeys;
+use crate::store::{Documents, Records};
 use instant_acme::{
-    Account, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus,
-    RetryPolicy,
+    Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount,
+    NewOrder, OrderStatus, RetryPolicy,
 };
 
 /// The path prefix of HTTP-01 challenges.
@@ -121,43 +122,138 @@ impl Challenges {
     }
 }
 
-/// Orders a certificate for `domain`; returns (PEM chain, PEM private key) or a readable
-/// reason.
+/// The ACME account: created once per CA and reused by every order — and by every replica
+/// sharing the control store — since CAs limit how many accounts are made. Its credentials
+/// (the account's private key) are a document sealed like the signing keys.
+pub struct AcmeAccounts {
+    documents: Arc<dyn Documents>,
+    /// The store is shared (Redis): only sealed documents are accepted.
+    shared: bool,
+}
+
+fn fail(what: &str, e: instant_acme::Error) -> String {
+    format!("{what}: {e}")
+}
+
+fn client(settings: &AcmeSettings) -> Result<instant_acme::AccountBuilder, String> {
+    match &settings.ca_root {
+        Some(root) => Account::builder_with_root(root),
+        None => Account::builder(),
+    }
+    .map_err(|e| fail("ACME client", e))
+}
+
+impl AcmeAccounts {
+    /// Accounts kept in `documents`; `shared`: by every replica (Redis).
+    pub fn new(documents: Arc<dyn Documents>, shared: bool) -> AcmeAccounts {
+        AcmeAccounts { documents, shared }
+    }
+
+    /// The document of the account at the CA of `directory_url`.
+    fn document(directory_url: &str) -> String {
+        let digest =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, directory_url.as_bytes());
+        let hex: String = digest.as_ref()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("acme-account-{hex}")
+    }
+
+    async fn stored(
+        &self,
+        settings: &AcmeSettings,
+        name: &str,
+        cookie_keys: Option<&CookieKeys>,
+    ) -> Result<(Option<Vec<u8>>, Option<Account>), String> {
+        let raw = self
+            .documents
+            .read(name)
+            .await
+            .map_err(|e| format!("ACME account store: {e}"))?;
+        let Some(bytes) = raw.as_deref() else {
+            return Ok((raw, None));
+        };
+        let Some(credentials) =
+            crate::store::sealed::open::<AccountCredentials>(bytes, name, cookie_keys, self.shared)
+        else {
+            tracing::error!("the stored ACME account cannot be opened; another is created");
+            return Ok((raw, None));
+        };
+        match client(settings)?.from_credentials(credentials).await {
+            Ok(account) => Ok((raw, Some(account))),
+            Err(e) => {
+                tracing::warn!(error = %e, "the CA refused the stored ACME account; another is created");
+                Ok((raw, None))
+            }
+        }
+    }
+
+    /// The account to order with: the stored one, else a new one (stored, unless another
+    /// replica stored one first, which is then used).
+    pub async fn account(
+        &self,
+        settings: &AcmeSettings,
+        cookie_keys: Option<&CookieKeys>,
+    ) -> Result<Account, String> {
+        let name = Self::document(&settings.directory_url);
+        let (raw, stored) = self.stored(settings, &name, cookie_keys).await?;
+        if let Some(account) = stored {
+            return Ok(account);
+        }
+        let (account, credentials) = client(settings)?
+            .create(
+                &NewAccount {
+                    contact: &[],
+                    terms_of_service_agreed: true,
+                    only_return_existing: false,
+                },
+                settings.directory_url.clone(),
+                None,
+            )
+            .await
+            .map_err(|e| fail("ACME account", e))?;
+        let bytes = crate::store::sealed::seal(&credentials, &name, cookie_keys)?;
+        match self.documents.replace(&name, raw.as_deref(), &bytes).await {
+            Ok(true) => {
+                tracing::info!("ACME account created and stored");
+                Ok(account)
+            }
+            // Another replica stored one meanwhile: everyone uses that one.
+            Ok(false) => match self.stored(settings, &name, cookie_keys).await? {
+                (_, Some(theirs)) => Ok(theirs),
+                (_, None) => Ok(account),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "the new ACME account could not be stored; used for this order only");
+                Ok(account)
+            }
+        }
+    }
+}
+
+/// Orders a certificate for `domain` with the account from `accounts`; returns (PEM chain,
+/// PEM private key) or a readable reason.
 pub async fn issue(
     settings: &AcmeSettings,
     challenges: &Challenges,
+    accounts: &AcmeAccounts,
+    cookie_keys: Option<&CookieKeys>,
     domain: &str,
 ) -> Result<(String, String), String> {
+    let account = accounts.account(settings, cookie_keys).await?;
     let mut tokens = Vec::new();
-    let result = order(settings, challenges, domain, &mut tokens).await;
+    let result = order(account, challenges, domain, &mut tokens).await;
     challenges.close(&tokens).await;
     result
 }
 
 async fn order(
-    settings: &AcmeSettings,
+    account: Account,
     challenges: &Challenges,
     domain: &str,
     tokens: &mut Vec<String>,
 ) -> Result<(String, String), String> {
-    let fail = |what: &str, e: instant_acme::Error| format!("{what}: {e}");
-    let builder = match &settings.ca_root {
-        Some(root) => Account::builder_with_root(root),
-        None => Account::builder(),
-    }
-    .map_err(|e| fail("ACME client", e))?;
-    let (account, _credentials) = builder
-        .create(
-            &NewAccount {
-                contact: &[],
-                terms_of_service_agreed: true,
-                only_return_existing: false,
-            },
-            settings.directory_url.clone(),
-            None,
-        )
-        .await
-        .map_err(|e| fail("ACME account", e))?;
     let identifiers = [Identifier::Dns(domain.to_string())];
     let mut order = account
         .new_order(&NewOrder::new(&identifiers))

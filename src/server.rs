@@ -357,6 +357,13 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
                 config: config.clone(),
                 certs: certs.clone(),
                 challenges,
+                accounts: Arc::new(match &shared_control {
+                    Some(backend) => crate::acme::AcmeAccounts::new(backend.clone(), true),
+                    None => crate::acme::AcmeAccounts::new(
+                        Arc::new(crate::store::file::FileDocuments::new(&data_dir)),
+                        false,
+                    ),
+                }),
             },
         ));
     }
@@ -629,6 +636,7 @@ struct DomainManager {
     config: Arc<ArcSwap<Gateway>>,
     certs: Option<Arc<CertStore>>,
     challenges: Arc<Challenges>,
+    accounts: Arc<crate::acme::AcmeAccounts>,
 }
 
 impl DomainManager {
@@ -642,7 +650,14 @@ impl DomainManager {
             (Some(certs), Some(dir)) => (certs, dir),
             _ => return Err("no TLS listener is configured to serve the domain".into()),
         };
-        let (chain, key) = crate::acme::issue(acme, &self.challenges, domain).await?;
+        let (chain, key) = crate::acme::issue(
+            acme,
+            &self.challenges,
+            &self.accounts,
+            gateway.sessions.cookie_keys.as_deref(),
+            domain,
+        )
+        .await?;
         let stored = |ext: &str, pem: &str| {
             let path = dir.join(format!("{domain}.{ext}"));
             std::fs::write(&path, pem).map_err(|e| format!("cannot store {}: {e}", path.display()))

@@ -302,8 +302,7 @@ pub fn compile_after(file: FileConfig, running: Option<&Gateway>) -> Result<Gate
     }
 
     let signing = super::compile_signing::signing(&file.signing, longest_assertion, &mut problems);
-    let control =
-        super::compile_control::control(&file.control, file.sessions.redis.as_ref(), &mut problems);
+    let control = super::compile_control::control(&file.control, &file.sessions, &mut problems);
     problems.into_result(Gateway {
         signing,
         control,

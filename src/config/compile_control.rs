@@ -13,9 +13,11 @@ pub struct ControlSettings {
 /// The `control` settings; `sessions_redis` is the fallback connection.
 pub fn control(
     file: &ControlFile,
-    sessions_redis: Option<&super::model::RedisFile>,
+    sessions: &super::model::SessionsFile,
     problems: &mut Problems,
 ) -> ControlSettings {
+    let sessions_redis = sessions.redis.as_ref();
+    let sessions_cookie_keys_missing = sessions.cookie_keys.is_empty();
     let redis = match (file.store, &file.redis, sessions_redis) {
         (ControlStoreFile::File, _, _) => None,
         (ControlStoreFile::Redis, Some(own), _) => {
@@ -32,6 +34,12 @@ pub fn control(
             None
         }
     };
+    if file.store == ControlStoreFile::Redis && sessions_cookie_keys_missing {
+        problems.add(
+            "sessions.cookie_keys",
+            "required with `control.store: redis`: the ACME account key is sealed with them",
+        );
+    }
     ControlSettings { redis }
 }
 

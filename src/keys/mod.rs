@@ -20,16 +20,12 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::config::Gateway;
-use crate::session::cookie::CookieKeys;
 use crate::store::{Change, Changes, Documents};
 use material::{KeyMaterial, SigningAlgorithm};
 use ring::{KeyRing, KeyStatus, RotateError, RotationPolicy};
 
 /// The document the key list is stored under.
 const DOCUMENT: &str = "signing-keys";
-
-/// A sealed document starts with this byte (a plain one is JSON, `{`).
-const SEALED: u8 = b'S';
 
 /// Longest wait between two reads of the stored keys.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(10);
@@ -253,8 +249,9 @@ impl SigningKeys {
         let Some(bytes) = raw.as_deref() else {
             return Ok((None, KeyRing::default()));
         };
-        match decode(
+        match crate::store::sealed::open(
             bytes,
+            DOCUMENT,
             gw.sessions.cookie_keys.as_deref(),
             self.shared.is_some(),
         ) {
@@ -274,7 +271,7 @@ impl SigningKeys {
         expected: Option<&[u8]>,
         ring: &KeyRing,
     ) -> Result<bool, String> {
-        let bytes = encode(ring, gw.sessions.cookie_keys.as_deref())?;
+        let bytes = crate::store::sealed::seal(ring, DOCUMENT, gw.sessions.cookie_keys.as_deref())?;
         let written = self
             .documents
             .replace(DOCUMENT, expected, &bytes)
@@ -302,31 +299,6 @@ impl SigningKeys {
                 None
             }
         }
-    }
-}
-
-/// What the store holds: sealed under the current cookie key when there is one (bound to this
-/// purpose), else JSON (a single node's file, readable by the gateway's user only).
-fn encode(ring: &KeyRing, cookie_keys: Option<&CookieKeys>) -> Result<Vec<u8>, String> {
-    let json = serde_json::to_vec(ring).map_err(|e| e.to_string())?;
-    Ok(match cookie_keys {
-        Some(keys) => {
-            let mut out = vec![SEALED];
-            out.extend(keys.seal_bytes("authgate", DOCUMENT, &json));
-            out
-        }
-        None => json,
-    })
-}
-
-fn decode(bytes: &[u8], cookie_keys: Option<&CookieKeys>, sealed_only: bool) -> Option<KeyRing> {
-    match bytes.split_first() {
-        Some((&SEALED, sealed)) => {
-            let json = cookie_keys?.open_bytes("authgate", DOCUMENT, sealed)?;
-            serde_json::from_slice(&json).ok()
-        }
-        _ if sealed_only => None,
-        _ => serde_json::from_slice(bytes).ok(),
     }
 }
 
@@ -395,32 +367,4 @@ pub fn check_key_file(path: &std::path::Path) -> Result<(), String> {
     KeyMaterial::from_pem(&pem)
         .map(|_| ())
         .map_err(|e| format!("{}: {e}", path.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_shared_store_refuses_a_document_it_cannot_authenticate() {
-        let mut ring = KeyRing::default();
-        ring.rotate(0, SigningAlgorithm::ES256, Duration::ZERO)
-            .unwrap();
-        let keys = CookieKeys::new([&[7u8; 32][..]]);
-        let sealed = encode(&ring, Some(&keys)).unwrap();
-        assert_eq!(sealed[0], SEALED);
-        assert_eq!(decode(&sealed, Some(&keys), true), Some(ring.clone()));
-        let other = CookieKeys::new([&[8u8; 32][..]]);
-        assert_eq!(decode(&sealed, Some(&other), true), None, "another key");
-        let plain = encode(&ring, None).unwrap();
-        assert_eq!(decode(&plain, Some(&keys), true), None, "planted in Redis");
-        assert_eq!(
-            decode(&plain, None, false),
-            Some(ring),
-            "a single node's file"
-        );
-        let mut tampered = sealed.clone();
-        *tampered.last_mut().unwrap() ^= 1;
-        assert_eq!(decode(&tampered, Some(&keys), true), None);
-    }
 }

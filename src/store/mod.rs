@@ -20,6 +20,7 @@ pub mod conformance;
 pub mod file;
 pub mod memory;
 pub mod redis;
+pub mod sealed;
 
 use std::time::Duration;
 

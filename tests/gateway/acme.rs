@@ -290,13 +290,14 @@ async fn an_unreachable_ca_leaves_the_domain_in_error_with_a_message() {
 }
 
 #[tokio::test]
-async fn the_cas_validation_is_answered_by_a_replica_that_did_not_place_the_order() {
+async fn replicas_answer_each_others_challenges_and_share_one_acme_account() {
     let dns = TestDns::start().await;
     let origin = Origin::start().await;
     let work = tempfile::tempdir().unwrap();
     let redis = crate::store_redis::start(work.path(), &[]);
     let control = format!(
-        "control: {{store: redis, redis: {{url: 'redis://127.0.0.1:{}/', key_prefix: 'acme-test:'}}}}",
+        "sessions: {{cookie_keys: ['a-cookie-key-shared-by-the-replicas-0123456789']}}\n\
+         control: {{store: redis, redis: {{url: 'redis://127.0.0.1:{}/', key_prefix: 'acme-test:'}}}}",
         redis.port
     );
     let (data_a, certs_a, data_b, certs_b) = (
@@ -362,6 +363,42 @@ async fn the_cas_validation_is_answered_by_a_replica_that_did_not_place_the_orde
         .lines()
         .any(|l| l.contains("decision=\"acme_challenge\"") && l.contains("status=\"200\""));
     assert!(answered, "B answered no challenge");
+    // One ACME account, stored sealed; B orders its own domain with the same account.
+    let account = || {
+        let out = std::process::Command::new("redis-cli")
+            .args([
+                "-p",
+                &redis.port.to_string(),
+                "--no-raw",
+                "KEYS",
+                "acme-test:acme-account-*",
+            ])
+            .output()
+            .unwrap();
+        let keys = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(keys.lines().count(), 1, "one account document: {keys}");
+        let key = keys.trim_start_matches("1) ").trim_matches('"').to_string();
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &redis.port.to_string(), "--no-raw", "GET", &key])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let first = account();
+    assert!(first.starts_with("\"S"), "sealed: {first}");
+    let (status, entry) = call(
+        &b,
+        "POST",
+        "/api/apps/static/custom-domains",
+        Some(TOKEN),
+        Some(&json!({"domain": "second.customer.test"}).to_string()),
+    )
+    .await;
+    assert_eq!(status, 201, "{entry}");
+    publish(&dns, "second.customer.test", &entry).await;
+    wait_for_status(&b, "static", "second.customer.test", "Active").await;
+    assert_eq!(account(), first, "the account was reused, not made again");
+
     // A serves the certificate B's answer won, chained to pebble's root.
     let client = pebble_client_for(&pebble, &ca_root, "shared.customer.test", ports_a.tls).await;
     let resp = client

@@ -18,7 +18,8 @@ async fn replica(origin: &Origin, redis_port: u16) -> Gateway {
         SocketAddr::from(([127, 0, 0, 1], port)),
         &format!(", api_token: '{TOKEN}'"),
         &format!(
-            "control: {{store: redis, redis: {{url: 'redis://127.0.0.1:{redis_port}/', key_prefix: 'control-test:'}}}}\n\
+            "sessions: {{cookie_keys: ['a-cookie-key-shared-by-the-replicas-0123456789']}}\n\
+             control: {{store: redis, redis: {{url: 'redis://127.0.0.1:{redis_port}/', key_prefix: 'control-test:'}}}}\n\
              apps: [{{id: static, host: static.test, default_action: public, origin: {{url: '{}'}}}}]\n",
             origin.url()
         ),
