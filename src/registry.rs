@@ -160,6 +160,12 @@ impl Registry {
     /// new snapshot, if there is one.
     pub async fn resync(&self) -> Result<Option<Arc<Gateway>>, String> {
         let mut apps = self.api_apps.lock().await;
+        self.apply_stored(&mut apps).await
+    }
+
+    /// Reads the stored apps; when they differ from what was last read or written, rebuilds
+    /// with them and holds them in `apps`.
+    async fn apply_stored(&self, apps: &mut Vec<Value>) -> Result<Option<Arc<Gateway>>, String> {
         let raw = self
             .store
             .documents
@@ -177,7 +183,7 @@ impl Registry {
         *self.stored.lock().unwrap_or_else(|e| e.into_inner()) = raw;
         tracing::info!(
             apps = apps.len(),
-            "the admin API's apps changed on another replica; applied"
+            "the stored apps changed (another replica, or an edit); applied"
         );
         Ok(Some(gateway))
     }
@@ -578,8 +584,12 @@ impl Registry {
             .await
             .map_err(|e| ChangeError::Storage(e.to_string()))?;
         if !written {
+            // Someone else wrote first: take their list now, so the next try starts from it.
+            if let Err(e) = self.apply_stored(apps).await {
+                tracing::error!(error = %e, "the stored apps cannot be re-read");
+            }
             return Err(ChangeError::Conflict(
-                "the apps were changed on another replica at the same moment; try again".into(),
+                "the stored apps changed since they were read (another replica, or an edit); they are applied now: try again".into(),
             ));
         }
         *self.stored.lock().unwrap_or_else(|e| e.into_inner()) = Some(bytes);

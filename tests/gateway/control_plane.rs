@@ -124,3 +124,59 @@ async fn an_app_changed_on_any_replica_is_served_by_every_replica_within_a_secon
     everywhere(&[&a, &b], "left.test", 200).await;
     everywhere(&[&a, &b], "right.test", 200).await;
 }
+
+#[tokio::test]
+async fn a_single_node_whose_apps_file_was_edited_takes_the_edit_and_the_next_change() {
+    let origin = Origin::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let gw = Gateway::start_full(
+        &format!("listen: [{{address: '127.0.0.1:{port}'}}]"),
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        &format!(", api_token: '{TOKEN}', data_dir: '{}'", data.path().display()),
+        &format!(
+            "apps: [{{id: static, host: static.test, default_action: public, origin: {{url: '{}'}}}}]\n",
+            origin.url()
+        ),
+    )
+    .await;
+    let (status, _) = call(
+        &gw,
+        "POST",
+        "/api/apps",
+        Some(TOKEN),
+        Some(&app("one", &origin, "public")),
+    )
+    .await;
+    assert_eq!(status, 201);
+    // Edited by hand behind the gateway's back: the change that meets it is refused once,
+    // the edit is applied, and the next try lands on top of it.
+    std::fs::write(data.path().join("apps.json"), "[]").unwrap();
+    let (status, body) = call(
+        &gw,
+        "POST",
+        "/api/apps",
+        Some(TOKEN),
+        Some(&app("two", &origin, "public")),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        get(gw.addr, "/", "one.test").await.unwrap().status,
+        404,
+        "the edit applied"
+    );
+    let (status, body) = call(
+        &gw,
+        "POST",
+        "/api/apps",
+        Some(TOKEN),
+        Some(&app("two", &origin, "public")),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(get(gw.addr, "/", "two.test").await.unwrap().status, 200);
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.path().join("apps.json")).unwrap()).unwrap();
+    assert_eq!(stored.as_array().unwrap().len(), 1, "{stored}");
+}
