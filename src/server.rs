@@ -521,6 +521,21 @@ impl BackgroundService for JwksWarmup {
     }
 }
 
+/// Resolves when `changes` delivers something — a message, or word that some were lost — so
+/// the caller re-reads now. A closed feed is dropped and then never resolves, leaving the
+/// caller's periodic re-read.
+async fn next_change(changes: &mut Option<tokio::sync::broadcast::Receiver<crate::store::Change>>) {
+    loop {
+        let Some(receiver) = changes.as_mut() else {
+            return std::future::pending().await;
+        };
+        match receiver.recv().await {
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => *changes = None,
+            _ => return,
+        }
+    }
+}
+
 /// Longest wait between two re-reads of the shared apps (an announcement that went missing is
 /// healed by then).
 const CONTROL_RESYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -536,22 +551,9 @@ impl BackgroundService for ControlSync {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let mut changes = self.registry.changes().await;
         loop {
-            let told = async {
-                match changes.as_mut() {
-                    Some(receiver) => !matches!(
-                        receiver.recv().await,
-                        Err(tokio::sync::broadcast::error::RecvError::Closed)
-                    ),
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 _ = tokio::time::sleep(CONTROL_RESYNC_EVERY) => {}
-                heard = told => {
-                    if !heard {
-                        changes = None;
-                    }
-                }
+                _ = next_change(&mut changes) => {}
                 _ = shutdown.changed() => return,
             }
             match self.registry.resync().await {
@@ -580,25 +582,12 @@ impl BackgroundService for KeyKeeper {
         let mut changes = self.keys.changes().await;
         loop {
             let wait = self.keys.refresh(&self.config.load_full()).await;
-            let told = async {
-                match changes.as_mut() {
-                    Some(receiver) => !matches!(
-                        receiver.recv().await,
-                        Err(tokio::sync::broadcast::error::RecvError::Closed)
-                    ),
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 // A request found no key (assertions were just turned on): read now.
                 _ = self.keys.key_missing() => {}
                 // Another replica changed the keys (or the feed lost messages): read now.
-                heard = told => {
-                    if !heard {
-                        changes = None;
-                    }
-                }
+                _ = next_change(&mut changes) => {}
                 _ = shutdown.changed() => return,
             }
         }

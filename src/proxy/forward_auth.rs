@@ -252,9 +252,11 @@ impl AuthGate {
             .admitted
             .as_ref()
             .ok_or_else(|| Error::new(ErrorType::InternalError))?;
-        if admitted.path == app.auth_prefix
-            || admitted.path.starts_with(&format!("{}/", app.auth_prefix))
-        {
+        let own_endpoint = admitted
+            .path
+            .strip_prefix(app.auth_prefix.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+        if own_endpoint {
             let reject = Reject::BadRequest(
                 "the gateway's own endpoints are not checked: route the auth_prefix to authgate",
             );

@@ -160,6 +160,23 @@ async fn publish(dns: &TestDns, domain: &str, entry: &Value) {
     .await;
 }
 
+/// Adds `domain` to the app `static` through `gw`, publishes its records, and waits until it
+/// is Active.
+async fn add_until_active(gw: &Gateway, dns: &TestDns, domain: &str) {
+    let (status, entry) = call(
+        gw,
+        "POST",
+        "/api/apps/static/custom-domains",
+        Some(TOKEN),
+        Some(&json!({"domain": domain}).to_string()),
+    )
+    .await;
+    assert_eq!(status, 201, "{entry}");
+    assert_eq!(entry["status"], "PendingVerification");
+    publish(dns, domain, &entry).await;
+    wait_for_status(gw, "static", domain, "Active").await;
+}
+
 #[tokio::test]
 async fn a_custom_domain_goes_from_pending_to_active_with_a_pebble_certificate() {
     let dns = TestDns::start().await;
@@ -182,18 +199,7 @@ async fn a_custom_domain_goes_from_pending_to_active_with_a_pebble_certificate()
     );
     let gw = gateway(&ports, data.path(), certs.path(), dns.dns, &acme, &origin).await;
 
-    let (status, entry) = call(
-        &gw,
-        "POST",
-        "/api/apps/static/custom-domains",
-        Some(TOKEN),
-        Some(&json!({"domain": "app.customer.test"}).to_string()),
-    )
-    .await;
-    assert_eq!(status, 201, "{entry}");
-    assert_eq!(entry["status"], "PendingVerification");
-    publish(&dns, "app.customer.test", &entry).await;
-    wait_for_status(&gw, "static", "app.customer.test", "Active").await;
+    add_until_active(&gw, &dns, "app.customer.test").await;
 
     // The app answers on the new domain over TLS, with a certificate from pebble's root.
     let client = pebble_client(&pebble, &ca_root, ports.tls).await;
@@ -345,17 +351,7 @@ async fn replicas_answer_each_others_challenges_and_share_one_acme_account() {
         &control,
     )
     .await;
-    let (status, entry) = call(
-        &a,
-        "POST",
-        "/api/apps/static/custom-domains",
-        Some(TOKEN),
-        Some(&json!({"domain": "shared.customer.test"}).to_string()),
-    )
-    .await;
-    assert_eq!(status, 201, "{entry}");
-    publish(&dns, "shared.customer.test", &entry).await;
-    wait_for_status(&a, "static", "shared.customer.test", "Active").await;
+    add_until_active(&a, &dns, "shared.customer.test").await;
     // The CA's validation reached B, which had placed no order, and B answered it.
     let answered = b
         .metrics()
@@ -386,17 +382,7 @@ async fn replicas_answer_each_others_challenges_and_share_one_acme_account() {
     };
     let first = account();
     assert!(first.starts_with("\"S"), "sealed: {first}");
-    let (status, entry) = call(
-        &b,
-        "POST",
-        "/api/apps/static/custom-domains",
-        Some(TOKEN),
-        Some(&json!({"domain": "second.customer.test"}).to_string()),
-    )
-    .await;
-    assert_eq!(status, 201, "{entry}");
-    publish(&dns, "second.customer.test", &entry).await;
-    wait_for_status(&b, "static", "second.customer.test", "Active").await;
+    add_until_active(&b, &dns, "second.customer.test").await;
     assert_eq!(account(), first, "the account was reused, not made again");
 
     // A serves the certificate B's answer won, chained to pebble's root.
