@@ -3,7 +3,7 @@
 //! (`apps.json`) in the control store — `{admin.data_dir}` on a single node, or Redis shared by
 //! every replica (`control.store: redis`), where each change is announced so every replica
 //! rebuilds within a second, and a periodic re-read heals a missed announcement — plus the
-//! active custom domains of the domain book. Every
+//! active custom domains of the domain book (kept beside them, with their certificates). Every
 //! change — an API call, a domain added, activated or removed, SIGHUP — rebuilds the whole
 //! snapshot and swaps it in atomically; an API change that does not compile is refused and the
 //! running snapshot stays. API apps are written to disk (atomically, by rename) only after they
@@ -23,10 +23,10 @@ use serde_json::Value;
 
 use crate::config::model::AppFile;
 use crate::config::{compile, parse, parse_file_text, Gateway, Problems};
-use crate::domains::CustomDomain;
+use crate::domains::certificates::Certificates;
+use crate::domains::{CustomDomain, DomainBook};
 use crate::route::host::canonical_host;
 use crate::store::{Changes, Documents};
-use crate::tls::CertStore;
 
 /// The document the API apps are kept in (a JSON list).
 const APPS: &str = "apps.json";
@@ -96,14 +96,16 @@ pub struct ControlStore {
 /// The config file plus API apps, and the snapshot they compile to.
 pub struct Registry {
     config_path: PathBuf,
-    domains: Arc<crate::domains::DomainBook>,
+    domains: Arc<DomainBook>,
     store: ControlStore,
     api_apps: tokio::sync::Mutex<Vec<Value>>,
     /// The stored document as last read or written (what a change must replace).
     stored: std::sync::Mutex<Option<Vec<u8>>>,
     snapshot: Arc<ArcSwap<Gateway>>,
-    certs: Option<Arc<CertStore>>,
+    certificates: Option<Arc<Certificates>>,
     unserved: ArcSwap<Vec<Unserved>>,
+    /// The active domains the snapshot was built with.
+    built_with: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 impl Registry {
@@ -113,9 +115,9 @@ impl Registry {
     pub async fn open(
         config_path: &Path,
         store: ControlStore,
-        domains: Arc<crate::domains::DomainBook>,
+        domains: Arc<DomainBook>,
         snapshot: Arc<ArcSwap<Gateway>>,
-        certs: Option<Arc<CertStore>>,
+        certificates: Option<Arc<Certificates>>,
     ) -> Result<Registry, String> {
         let raw = store
             .documents
@@ -131,16 +133,23 @@ impl Registry {
             api_apps: tokio::sync::Mutex::new(Vec::new()),
             stored: std::sync::Mutex::new(raw),
             snapshot,
-            certs,
+            certificates,
             unserved: ArcSwap::from_pointee(Vec::new()),
+            built_with: std::sync::Mutex::new(Vec::new()),
         };
         if stored {
             let (gateway, unserved) = registry
                 .build(&api_apps)
                 .map_err(|p| format!("the configuration does not compile:\n{p}"))?;
-            registry.adopt(Arc::new(gateway), unserved);
+            // Replicas starting with an older config file must not take other replicas'
+            // domains away: only a single node cleans up at start.
+            let single_node = registry.store.changes.is_none();
+            registry
+                .adopt(Arc::new(gateway), unserved, single_node)
+                .await;
         }
         *registry.api_apps.lock().await = api_apps;
+        registry.sync_certificates().await;
         Ok(registry)
     }
 
@@ -156,11 +165,42 @@ impl Registry {
         }
     }
 
-    /// Reads the stored apps again and rebuilds when another replica changed them. Returns the
+    /// Reads the stored apps and domains again and rebuilds when another replica changed the
+    /// apps or which domains are active; serves the certificates the book names. Returns the
     /// new snapshot, if there is one.
     pub async fn resync(&self) -> Result<Option<Arc<Gateway>>, String> {
         let mut apps = self.api_apps.lock().await;
-        self.apply_stored(&mut apps).await
+        let book_read = self.domains.refresh().await;
+        let mut rebuilt = self.apply_stored(&mut apps).await?;
+        if rebuilt.is_none() && self.active_changed() {
+            let (gateway, unserved) = self.build(&apps).map_err(|p| p.to_string())?;
+            let gateway = Arc::new(gateway);
+            self.adopt(gateway.clone(), unserved, false).await;
+            tracing::info!("the active custom domains changed; applied");
+            rebuilt = Some(gateway);
+        }
+        drop(apps);
+        self.sync_certificates().await;
+        book_read?;
+        Ok(rebuilt)
+    }
+
+    /// Whether the book's active domains differ from the ones the snapshot was built with.
+    fn active_changed(&self) -> bool {
+        *self.built_with.lock().unwrap_or_else(|e| e.into_inner()) != self.domains.active()
+    }
+
+    /// Serves exactly the certificates of the book's active domains.
+    async fn sync_certificates(&self) {
+        if let Some(certificates) = &self.certificates {
+            let keys = self.snapshot.load().sessions.cookie_keys.clone();
+            let loaded = certificates
+                .sync(&self.domains.all(), keys.as_deref())
+                .await;
+            if loaded > 0 {
+                tracing::info!(certificates = loaded, "issued certificates loaded");
+            }
+        }
     }
 
     /// Reads the stored apps; when they differ from what was last read or written, rebuilds
@@ -178,7 +218,7 @@ impl Registry {
         let next = parse_apps(raw.as_deref())?;
         let (gateway, unserved) = self.build(&next).map_err(|p| p.to_string())?;
         let gateway = Arc::new(gateway);
-        self.adopt(gateway.clone(), unserved);
+        self.adopt(gateway.clone(), unserved, false).await;
         *apps = next;
         *self.stored.lock().unwrap_or_else(|e| e.into_inner()) = raw;
         tracing::info!(
@@ -193,9 +233,11 @@ impl Registry {
         self.unserved.load_full()
     }
 
-    /// Swaps in a new snapshot, reports what it leaves out, and lets the domains of apps that
-    /// no longer exist go (with their certificates): a domain belongs to its app.
-    fn adopt(&self, gateway: Arc<Gateway>, unserved: Vec<Unserved>) {
+    /// Swaps in a new snapshot and reports what it leaves out. With `remove_orphans` (a change
+    /// made here: an app deleted, a config file reloaded) the domains of apps that no longer
+    /// exist go too, with their certificates: a domain belongs to its app. A change heard from
+    /// another replica never removes domains (this replica may not know a new app yet).
+    async fn adopt(&self, gateway: Arc<Gateway>, unserved: Vec<Unserved>, remove_orphans: bool) {
         for item in &unserved {
             if !self.unserved.load().contains(item) {
                 tracing::error!(app = %item.app, domain = item.domain.as_deref().unwrap_or("-"), problems = %item.problems.join("; "), "stored state not served");
@@ -214,34 +256,31 @@ impl Registry {
             .collect();
         self.snapshot.store(gateway);
         self.unserved.store(Arc::new(unserved.clone()));
+        if !remove_orphans {
+            return;
+        }
         let orphans = self
             .domains
-            .remove_where(|d| !live.contains(&d.app) && !unserved_apps.contains(&d.app.as_str()));
+            .remove_where(|d| !live.contains(&d.app) && !unserved_apps.contains(&d.app.as_str()))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "the domains of removed apps stay in the book");
+                Vec::new()
+            });
         for orphan in &orphans {
             tracing::info!(domain = %orphan.domain, app = %orphan.app, "custom domain removed with its app");
         }
-        self.drop_certificates(&orphans);
+        self.drop_certificates(&orphans).await;
     }
 
     /// Removes the certificates the gateway issued for `removed` domains, so they stop being
-    /// served at once.
-    fn drop_certificates(&self, removed: &[CustomDomain]) {
-        let issued: Vec<&CustomDomain> = removed.iter().filter(|d| d.issued_at.is_some()).collect();
-        let (Some(certs), false) = (&self.certs, issued.is_empty()) else {
+    /// served at once (here, and on every replica as it reads the book).
+    async fn drop_certificates(&self, removed: &[CustomDomain]) {
+        let Some(certificates) = &self.certificates else {
             return;
         };
-        for domain in issued {
-            for ext in ["crt", "key"] {
-                let path = certs.dir().join(format!("{}.{ext}", domain.domain));
-                if let Err(e) = std::fs::remove_file(&path) {
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        tracing::error!(path = %path.display(), error = %e, "certificate of a removed domain not deleted");
-                    }
-                }
-            }
-        }
-        if let Err(e) = certs.reload() {
-            tracing::error!(error = %e, "certificates not reloaded after a domain was removed");
+        for domain in removed.iter().filter(|d| d.issued_at.is_some()) {
+            certificates.discard(&domain.domain).await;
         }
     }
 
@@ -287,6 +326,7 @@ impl Registry {
             p
         })?;
         let active = self.domains.active();
+        *self.built_with.lock().unwrap_or_else(|e| e.into_inner()) = active.clone();
         let mut unserved = Vec::new();
         let mut apps = Vec::with_capacity(api_apps.len());
         for value in api_apps {
@@ -369,7 +409,7 @@ impl Registry {
         }
         let (gateway, unserved) = self.build(&apps)?;
         let gateway = Arc::new(gateway);
-        self.adopt(gateway.clone(), unserved);
+        self.adopt(gateway.clone(), unserved, true).await;
         Ok(gateway)
     }
 
@@ -380,13 +420,13 @@ impl Registry {
         app: &str,
         domain: &str,
     ) -> Result<(), crate::domains::DomainError> {
-        let removed = self.domains.remove(app, domain)?;
+        let removed = self.domains.remove(app, domain).await?;
         if removed.status == crate::domains::DomainStatus::Active {
-            if let Err(problems) = self.reload().await {
-                tracing::error!(%problems, "configuration not rebuilt after a domain was removed");
+            if let Err(e) = self.resync().await {
+                tracing::error!(error = %e, "configuration not rebuilt after a domain was removed");
             }
         }
-        self.drop_certificates(&[removed]);
+        self.drop_certificates(&[removed]).await;
         Ok(())
     }
 
@@ -395,9 +435,9 @@ impl Registry {
     fn reserved_names(&self, app: &str) -> Vec<(String, String)> {
         self.domains
             .all()
-            .into_iter()
+            .iter()
             .filter(|d| d.app != app || d.status != crate::domains::DomainStatus::Active)
-            .map(|d| (d.domain, d.app))
+            .map(|d| (d.domain.clone(), d.app.clone()))
             .collect()
     }
 
@@ -595,7 +635,9 @@ impl Registry {
         *self.stored.lock().unwrap_or_else(|e| e.into_inner()) = Some(bytes);
         let gateway = Arc::new(gateway);
         *apps = next;
-        self.adopt(gateway.clone(), unserved);
+        // A deleted app's domains go with it.
+        self.adopt(gateway.clone(), unserved, changed.is_none())
+            .await;
         if let Some(changes) = &self.store.changes {
             if let Err(e) = changes.publish(CHANNEL, "apps").await {
                 tracing::warn!(error = %e, "other replicas could not be told of an app change; they re-read it within their resync interval");

@@ -17,7 +17,9 @@ use crate::acme::Challenges;
 use crate::admin::{AdminApi, AdminService};
 use crate::admin_api::ApiContext;
 use crate::config::{Gateway, ListenerRole};
-use crate::domains::{Dns, DomainBook};
+use crate::domains::certificates::{Certificates, Vault};
+use crate::domains::manager::DomainManager;
+use crate::domains::DomainBook;
 use crate::metrics::Metrics;
 use crate::oidc::flow::SignIn;
 use crate::proxy::watch::ConnectionWatch;
@@ -186,22 +188,14 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
     }
     let readiness = Arc::new(Readiness::new(probe, store.clone()));
     let sign_in = Arc::new(SignIn::new(store.clone(), metrics.clone()));
-    // Apps created through the admin API, and active custom domains, join the config file's
-    // (when there is a file).
-    let domains = match &config_path {
-        Some(_) => Some(Arc::new(
-            DomainBook::open(&data_dir).map_err(StartError::Registry)?,
-        )),
-        None => None,
-    };
-    crate::metrics_sources::register(&metrics, memory, config.clone(), domains.clone());
     let certs = match &config.load().certs_dir {
         Some(dir) => Some(Arc::new(
             CertStore::load(dir).map_err(StartError::Certificates)?,
         )),
         None => None,
     };
-    // The admin API's apps: files under the data directory, or Redis shared by replicas.
+    // The control plane — the admin API's apps, custom domains and their certificates: files
+    // under the data directory and the certificate directory, or Redis shared by replicas.
     let shared_control = match config.load().control.redis.clone() {
         None => None,
         Some(settings) => {
@@ -211,30 +205,50 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
             Some(Arc::new(backend.with_metrics(metrics.clone())))
         }
     };
-    let registry = match (&config_path, &domains) {
-        (Some(path), Some(domains)) => {
-            let store = match shared_control.clone() {
-                None => crate::registry::ControlStore {
-                    documents: Arc::new(crate::store::file::FileDocuments::new(&data_dir)),
-                    changes: None,
-                },
-                Some(backend) => crate::registry::ControlStore {
-                    documents: backend.clone(),
-                    changes: Some(backend),
-                },
-            };
+    let control = || match shared_control.clone() {
+        None => crate::registry::ControlStore {
+            documents: Arc::new(crate::store::file::FileDocuments::new(&data_dir)),
+            changes: None,
+        },
+        Some(backend) => crate::registry::ControlStore {
+            documents: backend.clone(),
+            changes: Some(backend),
+        },
+    };
+    // Apps created through the admin API, and active custom domains, join the config file's
+    // (when there is a file).
+    let domains = match &config_path {
+        Some(_) => {
+            let store = control();
             Some(Arc::new(
                 store_runtime()?
-                    .block_on(Registry::open(
-                        path,
-                        store,
-                        domains.clone(),
-                        config.clone(),
-                        certs.clone(),
-                    ))
+                    .block_on(DomainBook::open(store.documents, store.changes))
                     .map_err(StartError::Registry)?,
             ))
         }
+        None => None,
+    };
+    crate::metrics_sources::register(&metrics, memory, config.clone(), domains.clone());
+    let certificates = certs.as_ref().map(|serving| {
+        let vault = match (&shared_control, &config.load().certs_dir) {
+            (Some(backend), _) => Vault::Shared(backend.clone()),
+            (None, Some(dir)) => Vault::Directory(dir.clone()),
+            (None, None) => Vault::Directory(serving.dir().to_path_buf()),
+        };
+        Arc::new(Certificates::new(serving.clone(), vault))
+    });
+    let registry = match (&config_path, &domains) {
+        (Some(path), Some(domains)) => Some(Arc::new(
+            store_runtime()?
+                .block_on(Registry::open(
+                    path,
+                    control(),
+                    domains.clone(),
+                    config.clone(),
+                    certificates.clone(),
+                ))
+                .map_err(StartError::Registry)?,
+        )),
         _ => None,
     };
     // HTTP-01 answers: shared with the other replicas when the control plane is.
@@ -352,10 +366,10 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
         server.add_service(background_service(
             "authgate custom domains",
             DomainManager {
-                domains,
+                book: domains,
                 registry: registry.clone(),
                 config: config.clone(),
-                certs: certs.clone(),
+                certificates,
                 challenges,
                 accounts: Arc::new(match &shared_control {
                     Some(backend) => crate::acme::AcmeAccounts::new(backend.clone(), true),
@@ -364,6 +378,9 @@ pub fn run(gateway: Gateway, config_path: Option<PathBuf>) -> Result<(), StartEr
                         false,
                     ),
                 }),
+                leases: shared_control
+                    .clone()
+                    .map(|backend| backend as Arc<dyn crate::store::Leases>),
             },
         ));
     }
@@ -614,97 +631,6 @@ async fn warm_up(gateway: Arc<Gateway>) {
         futures_util::future::join_all(discoveries),
     )
     .await;
-}
-
-/// Runs custom domains through their lifecycle every `domains.check_interval`: checks the
-/// DNS records of pending ones, orders certificates for verified ones (and renewals), and
-/// rebuilds the snapshot when a domain becomes active.
-struct DomainManager {
-    domains: Arc<DomainBook>,
-    registry: Arc<Registry>,
-    config: Arc<ArcSwap<Gateway>>,
-    certs: Option<Arc<CertStore>>,
-    challenges: Arc<Challenges>,
-    accounts: Arc<crate::acme::AcmeAccounts>,
-}
-
-impl DomainManager {
-    async fn certify(&self, domain: &str) -> Result<(), String> {
-        let gateway = self.config.load_full();
-        let acme = gateway
-            .acme
-            .as_ref()
-            .ok_or("no ACME CA is configured (acme.directory_url)")?;
-        let (certs, dir) = match (&self.certs, &gateway.certs_dir) {
-            (Some(certs), Some(dir)) => (certs, dir),
-            _ => return Err("no TLS listener is configured to serve the domain".into()),
-        };
-        let (chain, key) = crate::acme::issue(
-            acme,
-            &self.challenges,
-            &self.accounts,
-            gateway.sessions.cookie_keys.as_deref(),
-            domain,
-        )
-        .await?;
-        let stored = |ext: &str, pem: &str| {
-            let path = dir.join(format!("{domain}.{ext}"));
-            std::fs::write(&path, pem).map_err(|e| format!("cannot store {}: {e}", path.display()))
-        };
-        stored("key", &key)?;
-        stored("crt", &chain)?;
-        certs.reload()?;
-        Ok(())
-    }
-
-    async fn round(&self) {
-        let settings = self.config.load().domains.clone();
-        match Dns::new(&settings.nameservers) {
-            Ok(dns) => {
-                self.domains.verify_pending(&dns, &settings).await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "no DNS resolver; custom domains are not verified")
-            }
-        }
-        // Without a CA, verified domains wait in PendingSsl.
-        let (renew_after, retry_after) = match &self.config.load().acme {
-            Some(acme) => (acme.renew_after, acme.retry_after),
-            None => return,
-        };
-        let mut activated = false;
-        for entry in self.domains.due_for_certificate(renew_after) {
-            let outcome = self.certify(&entry.domain).await;
-            match &outcome {
-                Ok(()) => tracing::info!(domain = %entry.domain, "certificate issued"),
-                Err(e) => {
-                    tracing::warn!(domain = %entry.domain, error = %e, "certificate order failed")
-                }
-            }
-            activated |= outcome.is_ok();
-            self.domains
-                .record_certificate(&entry.domain, outcome, retry_after);
-        }
-        if activated {
-            if let Err(problems) = self.registry.reload().await {
-                tracing::error!(%problems, "an activated domain could not be served");
-            }
-        }
-    }
-}
-
-#[async_trait]
-impl BackgroundService for DomainManager {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        loop {
-            self.round().await;
-            let interval = self.config.load().domains.check_interval;
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = shutdown.changed() => return,
-            }
-        }
-    }
 }
 
 /// Re-reads the certificate directory and the configuration file on SIGHUP and swaps each in

@@ -2,8 +2,10 @@
 //! and the SNI of each connection recorded so requests can be checked against it.
 //!
 //! The certificate directory holds one PEM chain and key per name: `<host>.crt` + `<host>.key`,
-//! or `_wildcard.<domain>.crt` + `.key` for `*.<domain>`. A handshake without SNI, or for a name
-//! with no certificate, fails: the gateway never guesses which app a client meant.
+//! or `_wildcard.<domain>.crt` + `.key` for `*.<domain>`. Certificates issued for custom domains
+//! are held beside them and changed one at a time (a new certificate does not re-read the
+//! others). A handshake without SNI, or for a name with no certificate, fails: the gateway
+//! never guesses which app a client meant.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,10 +20,16 @@ use pingora::tls::{ClientHello, ResolvesServerCert};
 
 const WILDCARD_PREFIX: &str = "_wildcard.";
 
-/// The certificates in force, by lower-case name (`*.example.com` for wildcards).
+type ByName = HashMap<String, Arc<CertifiedKey>>;
+
+/// The certificates in force, by lower-case name (`*.example.com` for wildcards): the
+/// directory's, and the ones issued for custom domains.
 pub struct CertStore {
     dir: PathBuf,
-    by_name: ArcSwap<HashMap<String, Arc<CertifiedKey>>>,
+    by_name: ArcSwap<ByName>,
+    issued: ArcSwap<ByName>,
+    /// One change of `issued` at a time (each copies the map and swaps it in).
+    changing: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for CertStore {
@@ -41,6 +49,8 @@ impl CertStore {
         let store = CertStore {
             dir: dir.to_path_buf(),
             by_name: ArcSwap::from_pointee(HashMap::new()),
+            issued: ArcSwap::from_pointee(HashMap::new()),
+            changing: std::sync::Mutex::new(()),
         };
         store.reload()?;
         Ok(store)
@@ -62,11 +72,50 @@ impl CertStore {
 
     /// The names certificates are held for.
     pub fn names(&self) -> Vec<String> {
-        self.by_name.load().keys().cloned().collect()
+        let mut names: Vec<String> = self.by_name.load().keys().cloned().collect();
+        for name in self.issued.load().keys() {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names
+    }
+
+    /// Whether the directory holds a certificate for exactly `name`.
+    pub fn in_directory(&self, name: &str) -> bool {
+        self.by_name.load().contains_key(name)
+    }
+
+    /// Serves `certificate` for the custom domain `name` from now on (`None`: no longer),
+    /// before any the directory held for the same name when it was read (a renewal on a
+    /// single node replaces the file and is served at once).
+    pub fn set_issued(&self, name: &str, certificate: Option<Arc<CertifiedKey>>) {
+        let _one = self.changing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = HashMap::clone(&self.issued.load());
+        match certificate {
+            Some(key) => next.insert(name.to_string(), key),
+            None => next.remove(name),
+        };
+        self.issued.store(Arc::new(next));
+    }
+
+    /// Stops serving `name` at once: its issued certificate and the directory's (whose files
+    /// the caller has removed).
+    pub fn withdraw(&self, name: &str) {
+        self.set_issued(name, None);
+        let _one = self.changing.lock().unwrap_or_else(|e| e.into_inner());
+        if self.by_name.load().contains_key(name) {
+            let mut next = HashMap::clone(&self.by_name.load());
+            next.remove(name);
+            self.by_name.store(Arc::new(next));
+        }
     }
 
     fn find(&self, name: &str) -> Option<Arc<CertifiedKey>> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(key) = self.issued.load().get(&name) {
+            return Some(key.clone());
+        }
         let by_name = self.by_name.load();
         if let Some(key) = by_name.get(&name) {
             return Some(key.clone());
@@ -83,11 +132,34 @@ impl ResolvesServerCert for CertStore {
     }
 }
 
-fn load_dir(dir: &Path) -> Result<HashMap<String, Arc<CertifiedKey>>, String> {
+fn crypto_provider() -> Result<Arc<pingora::tls::CryptoProvider>, String> {
     pingora::tls::install_default_crypto_provider();
-    let provider = pingora::tls::CryptoProvider::get_default()
+    Ok(pingora::tls::CryptoProvider::get_default()
         .ok_or("no TLS crypto provider is installed")?
-        .clone();
+        .clone())
+}
+
+/// A certificate to serve from a PEM chain and PEM private key, or why not.
+pub fn certified_key(chain: &str, key: &str) -> Result<Arc<CertifiedKey>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_slice_iter(chain.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("the certificate chain is not PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("the certificate chain holds no certificate".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes())
+        .map_err(|e| format!("the private key is not PEM: {e}"))?;
+    let signing = crypto_provider()?
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| format!("the private key cannot sign: {e}"))?;
+    Ok(Arc::new(CertifiedKey::new(certs, signing)))
+}
+
+fn load_dir(dir: &Path) -> Result<HashMap<String, Arc<CertifiedKey>>, String> {
+    let provider = crypto_provider()?;
     let entries =
         std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     let mut out = HashMap::new();

@@ -220,7 +220,11 @@ async fn custom_domains(
                 );
             }
             let taken = |d: &str| snapshot.hosts.lookup(d).is_some();
-            match api.domains.add(id, &requested, &snapshot.domains, taken) {
+            match api
+                .domains
+                .add(id, &requested, &snapshot.domains, taken)
+                .await
+            {
                 Ok(entry) => reply(
                     StatusCode::CREATED,
                     serde_json::to_value(entry).unwrap_or(Value::Null),

@@ -4,10 +4,21 @@ use super::model_control::{ControlFile, ControlStoreFile};
 use super::Problems;
 
 /// The control plane's store, compiled.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ControlSettings {
     /// Redis shared by every replica; `None`: files under `admin.data_dir`.
     pub redis: Option<crate::store::redis::RedisSettings>,
+    /// How long a claim on a custom domain's work lasts unrenewed.
+    pub lease_ttl: std::time::Duration,
+}
+
+impl Default for ControlSettings {
+    fn default() -> Self {
+        ControlSettings {
+            redis: None,
+            lease_ttl: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 /// The `control` settings; `sessions_redis` is the fallback connection.
@@ -40,7 +51,11 @@ pub fn control(
             "required with `control.store: redis`: the ACME account key is sealed with them",
         );
     }
-    ControlSettings { redis }
+    let lease_ttl = file.lease_ttl.duration();
+    if !(2..=600).contains(&file.lease_ttl.0) {
+        problems.add("control.lease_ttl", "must be between 2s and 10m");
+    }
+    ControlSettings { redis, lease_ttl }
 }
 
 #[cfg(test)]

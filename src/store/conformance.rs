@@ -252,6 +252,13 @@ pub async fn single_use(store: &impl SingleUse, ns: &str) {
     );
 }
 
+fn forged_on(name: &str) -> super::Lease {
+    super::Lease {
+        name: name.to_string(),
+        token: "not-the-token".into(),
+    }
+}
+
 /// Leases: exclusive, released only by their holder, taken over after expiry (fencing).
 pub async fn leases(store: &impl Leases, ns: &str) {
     let name = format!("{ns}:lease");
@@ -265,10 +272,7 @@ pub async fn leases(store: &impl Leases, ns: &str) {
         None,
         "a held lease is not granted twice"
     );
-    let forged = super::Lease {
-        name: name.clone(),
-        token: "not-the-token".into(),
-    };
+    let forged = forged_on(&name);
     assert!(
         !store.release(&forged).await.unwrap(),
         "only the holder releases"
@@ -297,7 +301,35 @@ pub async fn leases(store: &impl Leases, ns: &str) {
         .await
         .unwrap()
         .unwrap();
-    sleep_ms(600).await;
+    sleep_ms(200).await;
+    assert!(
+        store
+            .renew(&first, Duration::from_millis(400))
+            .await
+            .unwrap(),
+        "the holder extends its lease"
+    );
+    sleep_ms(200).await;
+    assert_eq!(
+        store
+            .acquire(&short, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        None,
+        "an extended lease outlives its first expiry"
+    );
+    assert!(
+        !store
+            .renew(&forged_on(&short), Duration::from_secs(30))
+            .await
+            .unwrap(),
+        "only the holder extends"
+    );
+    sleep_ms(400).await;
+    assert!(
+        !store.renew(&first, Duration::from_secs(30)).await.unwrap(),
+        "an expired lease is not extended"
+    );
     let second = store
         .acquire(&short, Duration::from_secs(30))
         .await

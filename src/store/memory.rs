@@ -225,6 +225,20 @@ impl Leases for MemoryStore {
         }
         Ok(held)
     }
+
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> StoreResult<bool> {
+        let now = Instant::now();
+        let mut tables = self.tables();
+        let Some((token, until)) = tables.leases.get_mut(&lease.name) else {
+            return Ok(false);
+        };
+        if *token != lease.token || *until <= now {
+            return Ok(false);
+        }
+        *until = now + ttl;
+        tables.wrote(now);
+        Ok(true)
+    }
 }
 
 #[async_trait]

@@ -85,6 +85,9 @@ pub trait Leases: Send + Sync {
     async fn acquire(&self, name: &str, ttl: Duration) -> StoreResult<Option<Lease>>;
     /// Gives the lease up; false when it had expired or was taken over meanwhile.
     async fn release(&self, lease: &Lease) -> StoreResult<bool>;
+    /// Extends a held lease to `ttl` from now; false when it had expired or was taken over
+    /// (the holder must stop its work: someone else may be doing it).
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> StoreResult<bool>;
 }
 
 /// What a subscription delivers.

@@ -101,6 +101,7 @@ pub struct RedisStore {
     next: AtomicUsize,
     settings: RedisSettings,
     release: Script,
+    renew: Script,
     index_add: Script,
     replace: Script,
 }
@@ -133,6 +134,10 @@ impl RedisStore {
             release: Script::new(
                 "if redis.call('GET', KEYS[1]) == ARGV[1] then \
                  return redis.call('DEL', KEYS[1]) else return 0 end",
+            ),
+            renew: Script::new(
+                "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+                 return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end",
             ),
             // SADD, then the set lives at least ARGV[2] ms more (never less than it had).
             index_add: Script::new(
@@ -539,6 +544,19 @@ impl Leases for RedisStore {
             )
             .await?;
         Ok(removed > 0)
+    }
+
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> StoreResult<bool> {
+        let ttl = millis(ttl).to_string();
+        let extended: i64 = self
+            .script(
+                "renew",
+                &self.renew,
+                &self.key(&lease.name),
+                &[lease.token.as_bytes(), ttl.as_bytes()],
+            )
+            .await?;
+        Ok(extended > 0)
     }
 }
 
