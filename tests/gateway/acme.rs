@@ -15,10 +15,21 @@ use serde_json::{json, Value};
 use crate::admin_api::{call, wait_for_status, TestDns, TOKEN};
 use crate::common::{free_port, Gateway, Origin};
 
-struct Pebble {
+pub struct Pebble {
     child: Child,
-    acme: u16,
+    pub acme: u16,
     management: u16,
+    log: std::path::PathBuf,
+}
+
+impl Pebble {
+    /// How many orders pebble has been asked for, by its own log.
+    pub fn orders(&self) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .matches("Added order")
+            .count()
+    }
 }
 
 impl Drop for Pebble {
@@ -30,7 +41,7 @@ impl Drop for Pebble {
 
 /// A CA for pebble's own HTTPS, and pebble itself, validating HTTP-01 on `http_port` and
 /// resolving names through `dns`.
-async fn start_pebble(dir: &Path, http_port: u16, dns: u16) -> (Pebble, std::path::PathBuf) {
+pub async fn start_pebble(dir: &Path, http_port: u16, dns: u16) -> (Pebble, std::path::PathBuf) {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
@@ -57,13 +68,14 @@ async fn start_pebble(dir: &Path, http_port: u16, dns: u16) -> (Pebble, std::pat
     }});
     let config_path = dir.join("pebble.json");
     std::fs::write(&config_path, config.to_string()).unwrap();
+    let log = dir.join("pebble.log");
     let child = Command::new("pebble")
         .arg("-config")
         .arg(&config_path)
         .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
         .env("PEBBLE_VA_NOSLEEP", "1")
         .env("PEBBLE_WFE_NONCEREJECT", "0")
-        .stdout(Stdio::null())
+        .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
         .stderr(Stdio::null())
         .spawn()
         .expect("pebble is installed (scripts/install-deps installs it)");
@@ -71,6 +83,7 @@ async fn start_pebble(dir: &Path, http_port: u16, dns: u16) -> (Pebble, std::pat
         child,
         acme,
         management,
+        log,
     };
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(("127.0.0.1", acme))
@@ -85,7 +98,7 @@ async fn start_pebble(dir: &Path, http_port: u16, dns: u16) -> (Pebble, std::pat
 }
 
 /// A certificate for `static.test`, so the TLS listener has something to serve at start.
-fn seed_certificate(certs: &Path) {
+pub fn seed_certificate(certs: &Path) {
     let key = KeyPair::generate().unwrap();
     let cert = CertificateParams::new(vec!["static.test".to_string()])
         .unwrap()
@@ -95,9 +108,9 @@ fn seed_certificate(certs: &Path) {
     std::fs::write(certs.join("static.test.key"), key.serialize_pem()).unwrap();
 }
 
-struct Ports {
-    plain: u16,
-    tls: u16,
+pub struct Ports {
+    pub plain: u16,
+    pub tls: u16,
 }
 
 async fn gateway(
@@ -112,7 +125,7 @@ async fn gateway(
 }
 
 /// Like [`gateway`], with more top-level keys.
-async fn gateway_with(
+pub async fn gateway_with(
     ports: &Ports,
     data: &Path,
     certs: &Path,
@@ -146,7 +159,7 @@ apps: [{{id: static, host: static.test, default_action: public, origin: {{url: '
     .await
 }
 
-async fn publish(dns: &TestDns, domain: &str, entry: &Value) {
+pub async fn publish(dns: &TestDns, domain: &str, entry: &Value) {
     let token = entry["dns_records"][1]["value"].as_str().unwrap();
     dns.set(
         "set-cname",
@@ -236,7 +249,7 @@ async fn pebble_client(pebble: &Pebble, ca_root: &Path, tls_port: u16) -> reqwes
 }
 
 /// A client trusting only pebble's issuing root, reaching `host` at the TLS port.
-async fn pebble_client_for(
+pub async fn pebble_client_for(
     pebble: &Pebble,
     ca_root: &Path,
     host: &str,

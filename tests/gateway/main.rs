@@ -16,6 +16,7 @@ mod common;
 mod control_plane;
 mod cookies;
 mod domain_lifecycle;
+mod fleet;
 mod forward_auth;
 mod hosts;
 mod hygiene;
