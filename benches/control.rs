@@ -1,10 +1,23 @@
-//! What a fleet's control plane costs as it grows: parsing and compiling a configuration of
-//! 1,000 and 10,000 protected apps (each with a host, a custom domain, an origin and a few
-//! route rules) into the snapshot the proxy serves — what a replica does at start and, today,
-//! on every change to any app.
+//! What a fleet's control plane costs as it grows, with 1,000 and 10,000 protected apps (each
+//! with a host, a custom domain, an origin and a few route rules):
+//!
+//! - `compile apps`: parsing and compiling them from a config file, the whole snapshot;
+//! - `registry open`: a replica starting with them stored as admin API apps, each with an
+//!   active custom domain in the domain book — reading both documents and building the
+//!   snapshot, as at a cold start (certificates aside: they load one domain at a time);
+//! - `registry change one app`: a PATCH to one app through the registry, as the admin API
+//!   makes it — compiling, storing (compare-and-swap of the apps document) and swapping in the
+//!   new snapshot — where every other app is taken over compiled.
 //!
 //! Run: `cargo bench --bench control`.
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use authgate::domains::{CustomDomain, DomainBook, DomainStatus};
+use authgate::registry::{ControlStore, Registry};
+use authgate::store::memory::MemoryStore;
+use authgate::store::Documents;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 /// A configuration with `apps` apps.
@@ -39,5 +52,97 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(control, benches);
+/// The admin API form of app `i`.
+fn api_app(i: usize) -> serde_json::Value {
+    serde_json::json!({
+        "id": format!("app-{i}"), "host": format!("app-{i}.example.com"),
+        "origin": {"url": format!("http://10.0.{}.{}:8080/", (i / 250) % 250, i % 250 + 1)},
+        "routes": [
+            {"prefix": "/static", "action": "public"},
+            {"prefix": "/admin", "action": "session", "require": {"groups": ["admins"]}},
+            {"glob": "/api/**", "action": "jwt"}
+        ]
+    })
+}
+
+/// A control store holding `apps` admin API apps, each with one active custom domain.
+async fn stored_fleet(apps: usize) -> Arc<MemoryStore> {
+    let store = Arc::new(MemoryStore::new());
+    let list: Vec<serde_json::Value> = (0..apps).map(api_app).collect();
+    let domains: Vec<CustomDomain> = (0..apps)
+        .map(|i| CustomDomain {
+            app: format!("app-{i}"),
+            domain: format!("www.customer-{i}.test"),
+            status: DomainStatus::Active,
+            error_message: None,
+            dns_records: Vec::new(),
+            issued_at: Some(1_700_000_000),
+            failures: 0,
+            retry_at: None,
+            history: Vec::new(),
+        })
+        .collect();
+    let documents: &dyn Documents = &*store;
+    documents
+        .replace("apps.json", None, &serde_json::to_vec(&list).unwrap())
+        .await
+        .unwrap();
+    documents
+        .replace("domains.json", None, &serde_json::to_vec(&domains).unwrap())
+        .await
+        .unwrap();
+    store
+}
+
+const CONFIG_FILE: &str = "listen: [{address: '127.0.0.1:8080'}]\n\
+admin: {api_token: 'a-token-of-at-least-thirty-two-bytes'}\n\
+domains: {public_name: gw.example.net}\n\
+jwt_issuers: [{id: idp, issuer: 'https://idp.example.com', jwks_uri: 'https://idp.example.com/jwks', audiences: [api]}]\n\
+apps: []\n";
+
+async fn open(store: &Arc<MemoryStore>, path: &std::path::Path) -> Registry {
+    let book = Arc::new(DomainBook::open(store.clone(), None).await.unwrap());
+    let snapshot = Arc::new(ArcSwap::from_pointee(
+        authgate::config::from_yaml(CONFIG_FILE).unwrap(),
+    ));
+    let control = ControlStore {
+        documents: store.clone(),
+        changes: None,
+    };
+    Registry::open(path, control, book, snapshot, None)
+        .await
+        .unwrap()
+}
+
+fn registry(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("authgate.yaml");
+    std::fs::write(&path, CONFIG_FILE).unwrap();
+    let mut group = c.benchmark_group("registry");
+    group.sample_size(10);
+    for apps in [1_000usize, 10_000] {
+        let store = rt.block_on(stored_fleet(apps));
+        // Checked once: every app and domain is served.
+        let opened = rt.block_on(open(&store, &path));
+        assert!(opened.unserved().is_empty());
+        group.bench_with_input(BenchmarkId::new("open", apps), &apps, |b, _| {
+            b.iter(|| rt.block_on(open(&store, &path)))
+        });
+        let mut turn = 0u64;
+        group.bench_with_input(BenchmarkId::new("change one app", apps), &apps, |b, _| {
+            b.iter(|| {
+                turn += 1;
+                let patch = serde_json::json!({"session_duration": 3600 + turn});
+                rt.block_on(opened.patch("app-7", patch)).unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(control, benches, registry);
 criterion_main!(control);

@@ -263,6 +263,26 @@ pub fn compile_after(file: FileConfig, running: Option<&Gateway>) -> Result<Gate
     let mut hosts = HostTable::default();
     let mut ids = HashSet::new();
     let mut longest_assertion = None;
+    // What every app is compiled against; while it is unchanged, an app whose own settings
+    // are unchanged is taken over from the running snapshot as it is (a change to one app of
+    // thousands compiles that one).
+    let context = {
+        let provider_ptrs: Vec<usize> = providers
+            .iter()
+            .map(|p| Arc::as_ptr(p) as *const () as usize)
+            .collect();
+        super::carry::fingerprint(
+            &(
+                &issuer_ids,
+                provider_ptrs,
+                &site_branding,
+                &managed_headers,
+                &file.signing.issuer,
+                &file.identity_headers,
+            ),
+            &[],
+        )
+    };
     for (i, app) in file.apps.into_iter().enumerate() {
         let at = format!("apps[{i}]");
         if !ids.insert(app.id.clone()) {
@@ -271,6 +291,26 @@ pub fn compile_after(file: FileConfig, running: Option<&Gateway>) -> Result<Gate
                 format!("`{}` is used by another app", app.id),
             );
         }
+        if let Some(assertion) = &app.assertion {
+            longest_assertion = longest_assertion.max(Some(assertion.lifetime.duration()));
+        }
+        // Compared without its custom domains: they are host names, claimed below either way.
+        let mut settings = app;
+        let custom_domains = std::mem::take(&mut settings.custom_domains);
+        if let Some(done) = previous.and_then(|p| p.app(&settings, &context)) {
+            claim_hosts(&done, &custom_domains, &at, &mut hosts, &mut problems);
+            let id = settings.id.clone();
+            let carry = super::carry::CarriedApp {
+                context,
+                settings,
+                app: done,
+            };
+            carried.apps.insert(id, carry);
+            continue;
+        }
+        let kept = settings.clone();
+        let mut app = settings;
+        app.custom_domains = custom_domains;
         let own_headers = app.identity_headers.as_ref().map(|from_claims| {
             super::compile_jwt::header_mappings(
                 from_claims,
@@ -287,10 +327,14 @@ pub fn compile_after(file: FileConfig, running: Option<&Gateway>) -> Result<Gate
             managed_headers: &managed_headers,
             signing_issuer: file.signing.issuer.as_deref(),
         };
-        if let Some(assertion) = &app.assertion {
-            longest_assertion = longest_assertion.max(Some(assertion.lifetime.duration()));
+        if let Some(done) = compile_app(app, &at, &shared, own_headers, &mut hosts, &mut problems) {
+            let carry = super::carry::CarriedApp {
+                context,
+                settings: kept,
+                app: done,
+            };
+            carried.apps.insert(carry.settings.id.clone(), carry);
         }
-        compile_app(app, &at, &shared, own_headers, &mut hosts, &mut problems);
     }
 
     if ids.is_empty() && file.admin.api_token.is_none() {
@@ -402,6 +446,7 @@ struct SharedByApps<'a> {
     signing_issuer: Option<&'a str>,
 }
 
+/// Compiles one app and claims its host names; the app, when it could be built.
 fn compile_app(
     file: AppFile,
     at: &str,
@@ -409,7 +454,7 @@ fn compile_app(
     identity_headers: Option<crate::authn::identity::IdentityHeaders>,
     hosts: &mut HostTable,
     problems: &mut Problems,
-) {
+) -> Option<Arc<App>> {
     let SharedByApps {
         issuer_ids,
         providers,
@@ -434,17 +479,6 @@ fn compile_app(
     }
     let origin = compile_origin(&file.origin, &format!("{at}.origin"), problems);
     let host = host_name(&file.host, &format!("{at}.host"), problems);
-    let domains: Vec<(usize, Option<String>)> = file
-        .custom_domains
-        .iter()
-        .enumerate()
-        .map(|(j, d)| {
-            (
-                j,
-                host_name(d, &format!("{at}.custom_domains[{j}]"), problems),
-            )
-        })
-        .collect();
     let routes = RouteTable::compile(file.routes, file.default_action, file.paths, at, problems);
     let provider = match &file.oidc_provider {
         Some(id) => {
@@ -491,7 +525,11 @@ fn compile_app(
             .collect(),
     };
     let (Some(origin), Some(host)) = (origin, host) else {
-        return;
+        // Not served; its custom domains are still checked, so every problem is named at once.
+        for (j, written) in file.custom_domains.iter().enumerate() {
+            host_name(written, &format!("{at}.custom_domains[{j}]"), problems);
+        }
+        return None;
     };
     let assertion = file.assertion.as_ref().and_then(|assertion| {
         let cx = super::compile_signing::AssertionContext {
@@ -518,7 +556,19 @@ fn compile_app(
         branding,
         assertion,
     });
-    let mut claim = |name: String, field: String| {
+    claim_hosts(&app, &file.custom_domains, at, hosts, problems);
+    Some(app)
+}
+
+/// Serves `app` on its host and `custom_domains`; a name another app has is a problem.
+fn claim_hosts(
+    app: &Arc<App>,
+    custom_domains: &[String],
+    at: &str,
+    hosts: &mut HostTable,
+    problems: &mut Problems,
+) {
+    let mut claim = |name: String, field: String, problems: &mut Problems| {
         if let Some(owner) = hosts.insert(name.clone(), app.clone()) {
             problems.add(
                 &field,
@@ -526,10 +576,11 @@ fn compile_app(
             );
         }
     };
-    claim(host, format!("{at}.host"));
-    for (j, domain) in domains {
-        if let Some(domain) = domain {
-            claim(domain, format!("{at}.custom_domains[{j}]"));
+    claim(app.host.clone(), format!("{at}.host"), problems);
+    for (j, written) in custom_domains.iter().enumerate() {
+        let field = format!("{at}.custom_domains[{j}]");
+        if let Some(domain) = host_name(written, &field, problems) {
+            claim(domain, field, problems);
         }
     }
 }
@@ -630,6 +681,53 @@ fn compile_origin(file: &OriginFile, at: &str, problems: &mut Problems) -> Optio
 #[cfg(test)]
 mod tests {
     use crate::config::from_yaml;
+
+    #[test]
+    fn a_rebuild_compiles_only_the_apps_that_changed() {
+        let config = |second_route: &str, domain: &str, title: &str| {
+            format!(
+                "listen: [{{address: '127.0.0.1:8080'}}]\n\
+                 pages: {{branding: {{title: '{title}'}}}}\n\
+                 apps:\n\
+                 - {{id: a, host: a.test, origin: {{url: 'http://127.0.0.1:9'}}}}\n\
+                 - {{id: b, host: b.test, custom_domains: [{domain}], origin: {{url: 'http://127.0.0.1:9'}}, \
+                 routes: [{{prefix: '{second_route}', action: public}}]}}\n"
+            )
+        };
+        let compiled = |text: &str, running: Option<&super::Gateway>| {
+            let file = crate::config::parse(text).unwrap();
+            super::compile_after(file, running).unwrap()
+        };
+        let app = |gw: &super::Gateway, host: &str| gw.hosts.lookup(host).unwrap().clone();
+        let first = compiled(&config("/open", "b.customer.test", "Shop"), None);
+        // Another app's route changed: `a` is taken over as it was, `b` is compiled again.
+        let second = compiled(&config("/public", "b.customer.test", "Shop"), Some(&first));
+        assert!(std::sync::Arc::ptr_eq(
+            &app(&first, "a.test"),
+            &app(&second, "a.test")
+        ));
+        assert!(!std::sync::Arc::ptr_eq(
+            &app(&first, "b.test"),
+            &app(&second, "b.test")
+        ));
+        // A custom domain is a host name: the app is taken over and served on the new name.
+        let third = compiled(
+            &config("/public", "b.elsewhere.test", "Shop"),
+            Some(&second),
+        );
+        assert!(std::sync::Arc::ptr_eq(
+            &app(&second, "b.test"),
+            &app(&third, "b.elsewhere.test")
+        ));
+        assert!(third.hosts.lookup("b.customer.test").is_none());
+        // What every app is compiled against changed (the site's branding): all are compiled.
+        let fourth = compiled(&config("/public", "b.elsewhere.test", "Mall"), Some(&third));
+        assert!(!std::sync::Arc::ptr_eq(
+            &app(&third, "a.test"),
+            &app(&fourth, "a.test")
+        ));
+        assert_eq!(app(&fourth, "a.test").branding.title, "Mall");
+    }
 
     const MINIMAL: &str = "
 apps:

@@ -87,7 +87,7 @@ pub struct PagesFile {
 
 /// How pages look. Each key left out keeps the wider setting (the app's falls back to
 /// `pages.branding`, that to the built-in look).
-#[derive(schemars::JsonSchema, Debug, Deserialize, Serialize, Default, Clone)]
+#[derive(schemars::JsonSchema, Debug, Deserialize, Serialize, Default, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BrandingFile {
     /// Shown in the page header and window title. Default: `authgate`.
@@ -347,7 +347,7 @@ fn one_day() -> Seconds {
 }
 
 /// How an app accepts bearer tokens.
-#[derive(schemars::JsonSchema, Debug, Deserialize, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize, Serialize, Clone, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AppJwtFile {
     /// Ids of the `jwt_issuers` this app accepts. Default: all of them.
@@ -739,7 +739,7 @@ impl Default for RewriteHeadersFile {
 }
 
 /// One protected app (Logto's "protected app": host, origin, session duration, page rules).
-#[derive(schemars::JsonSchema, Debug, Deserialize, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize, Serialize, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AppFile {
     /// Stable identifier used in logs and metrics. Required.
@@ -804,7 +804,7 @@ fn yes() -> bool {
 }
 
 /// The app's origin.
-#[derive(schemars::JsonSchema, Debug, Deserialize, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize, Serialize, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct OriginFile {
     /// `http://` or `https://` URL, optionally with a path prefix prepended to every request.
@@ -867,7 +867,7 @@ pub enum ActionFile {
 }
 
 /// One route rule. Exactly one of `exact`, `prefix`, `glob`, `regex` is given.
-#[derive(schemars::JsonSchema, Debug, Deserialize, Serialize)]
+#[derive(schemars::JsonSchema, Debug, Deserialize, Serialize, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RouteFile {
     /// Name used in logs and metrics. Default: `routes[N]`.
@@ -892,7 +892,7 @@ pub struct RouteFile {
 }
 
 /// Requirements on the identity, all of which must hold.
-#[derive(schemars::JsonSchema, Debug, Deserialize, Serialize, Default)]
+#[derive(schemars::JsonSchema, Debug, Deserialize, Serialize, Default, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RequireFile {
     /// Every one of these scopes (`scope` string or `scp` array).
@@ -907,7 +907,7 @@ pub struct RequireFile {
 }
 
 /// Opt-ins for request paths the gateway refuses by default.
-#[derive(schemars::JsonSchema, Debug, Deserialize, Serialize, Default, Clone, Copy)]
+#[derive(schemars::JsonSchema, Debug, Deserialize, Serialize, Default, Clone, Copy, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PathOptionsFile {
     /// Pass `%2F` (encoded `/`) and `%5C` (encoded `\`) through undecoded. Default: false.

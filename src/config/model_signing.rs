@@ -57,7 +57,7 @@ pub enum SigningAlgorithmFile {
 
 /// An app's signed identity assertion: a short-lived JWT the origin can verify against the
 /// gateway's JWKS instead of trusting headers.
-#[derive(schemars::JsonSchema, Debug, Deserialize, Serialize, Clone)]
+#[derive(schemars::JsonSchema, Debug, Deserialize, Serialize, Clone, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AssertionFile {
     /// The header it is sent in; it must be one of `identity_headers.strip` (so a client's

@@ -94,13 +94,12 @@ impl HostTable {
 
     /// Every app, once each (in no particular order).
     pub fn apps(&self) -> Vec<Arc<App>> {
-        let mut apps: Vec<Arc<App>> = Vec::new();
-        for app in self.by_host.values() {
-            if !apps.iter().any(|a| Arc::ptr_eq(a, app)) {
-                apps.push(app.clone());
-            }
-        }
-        apps
+        let mut seen = std::collections::HashSet::with_capacity(self.by_host.len());
+        self.by_host
+            .values()
+            .filter(|app| seen.insert(Arc::as_ptr(app)))
+            .cloned()
+            .collect()
     }
 }
 

@@ -262,6 +262,20 @@ impl Gateway {
             config_path,
         };
         gw.wait_ready().await;
+        // Readiness probes only the plain listeners when there are some (a bare connection to
+        // a TLS listener is a failed handshake in the log): wait for the others here.
+        for address in listen
+            .split("address: '")
+            .skip(1)
+            .filter_map(|rest| rest.split('\'').next())
+            .filter_map(|a| a.parse::<SocketAddr>().ok())
+        {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while tokio::net::TcpStream::connect(address).await.is_err() {
+                assert!(Instant::now() < deadline, "{address} never accepted");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         gw
     }
 

@@ -414,3 +414,83 @@ async fn three_replicas_share_apps_domains_certificates_and_the_work() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&keys.stdout).trim(), "");
 }
+
+#[tokio::test]
+async fn two_replicas_renew_each_certificate_once_per_period() {
+    let dns = TestDns::start().await;
+    let origin = Origin::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let redis = crate::store_redis::start(work.path(), &[]);
+    let validations = Validations::start().await;
+    let (pebble, ca_root) = start_pebble(work.path(), validations.port, dns.dns).await;
+    // Certificates due for renewal 3 s after their issue: several renewals in the test.
+    let mut fleet = Fleet {
+        redis: redis.port,
+        dns: dns.dns,
+        acme: format!(
+            "{{directory_url: 'https://localhost:{}/dir', ca_root: '{}', retry_after: 1s, renew_after: 3s}}",
+            pebble.acme,
+            ca_root.display()
+        ),
+        dirs: Vec::new(),
+    };
+    let (a, a_ports) = fleet.replica(&origin).await;
+    let (b, _) = fleet.replica(&origin).await;
+    validations.send_to(a_ports.plain);
+    let shop = json!({"id": "shop", "host": "shop.test", "origin": {"url": origin.url()},
+                      "default_action": "public"})
+    .to_string();
+    assert_eq!(
+        call(&a, "POST", "/api/apps", Some(TOKEN), Some(&shop))
+            .await
+            .0,
+        201
+    );
+    until(Duration::from_secs(1), "shop on B", || async {
+        get(b.addr, "/", "shop.test").await.unwrap().status == 200
+    })
+    .await;
+    add(&b, &dns, "renewed.customer.test").await;
+    until(
+        Duration::from_secs(20),
+        "renewed.customer.test Active",
+        || async {
+            entry(&a, "renewed.customer.test")
+                .await
+                .is_some_and(|e| e["status"] == "Active")
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let entry = entry(&a, "renewed.customer.test").await.unwrap();
+    let history = entry["history"].as_array().unwrap();
+    let issued: Vec<u64> = history
+        .iter()
+        .filter(|e| e["message"] == "certificate issued")
+        .map(|e| e["at"].as_u64().unwrap())
+        .collect();
+    let orders = history
+        .iter()
+        .filter(|e| {
+            e["message"] == "ordering a certificate" || e["message"] == "renewing the certificate"
+        })
+        .count();
+    assert!(issued.len() >= 3, "renewed at least twice: {entry}");
+    assert_eq!(
+        pebble.orders(),
+        orders,
+        "every order the CA saw is one the book recorded: {entry}"
+    );
+    assert_eq!(
+        orders,
+        issued.len(),
+        "no order failed or was made twice: {entry}"
+    );
+    for pair in issued.windows(2) {
+        // 3 s apart, give or take the second the book noted each in.
+        assert!(
+            pair[1] - pair[0] >= 2,
+            "no renewal before its time (one replica renewed, the other saw it): {entry}"
+        );
+    }
+}

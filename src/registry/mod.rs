@@ -22,11 +22,13 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::model::AppFile;
-use crate::config::{compile, parse, parse_file_text, Gateway, Problems};
+use crate::config::{parse, Gateway, Problems};
 use crate::domains::certificates::Certificates;
 use crate::domains::{CustomDomain, DomainBook};
 use crate::route::host::canonical_host;
 use crate::store::{Changes, Documents};
+
+mod assemble;
 
 /// The document the API apps are kept in (a JSON list).
 const APPS: &str = "apps.json";
@@ -282,102 +284,6 @@ impl Registry {
         for domain in removed.iter().filter(|d| d.issued_at.is_some()) {
             certificates.discard(&domain.domain).await;
         }
-    }
-
-    /// The config file plus `api_apps` plus the active domains of `domains`, as one file.
-    fn assemble(
-        &self,
-        text: &str,
-        api_apps: &[AppFile],
-        domains: &[(String, String)],
-    ) -> Result<Gateway, Problems> {
-        let mut file = parse_file_text(text, &self.config_path)?;
-        for app in api_apps {
-            // An `AppFile` round-trips through its JSON form (it has no `Clone`).
-            let copy = serde_json::to_value(app)
-                .ok()
-                .and_then(|v| to_app(&v).ok())
-                .ok_or_else(|| {
-                    let mut p = Problems::default();
-                    p.add("(stored app)", format!("app `{}` cannot be copied", app.id));
-                    p
-                })?;
-            file.apps.push(copy);
-        }
-        for (app, domain) in domains {
-            if let Some(entry) = file.apps.iter_mut().find(|a| a.id == *app) {
-                entry.custom_domains.push(domain.clone());
-            }
-        }
-        compile::compile_after(file, Some(&self.snapshot.load()))
-    }
-
-    /// Compiles the config file plus `api_apps` plus the active custom domains. When the whole
-    /// does not compile, the config file must compile alone (else that is the error); then
-    /// each stored app, and then each active domain, joins only if the result still compiles,
-    /// and the ones that do not are returned as unserved.
-    fn build(&self, api_apps: &[Value]) -> Result<(Gateway, Vec<Unserved>), Problems> {
-        let text = std::fs::read_to_string(&self.config_path).map_err(|e| {
-            let mut p = Problems::default();
-            p.add(
-                "(file)",
-                format!("cannot read {}: {e}", self.config_path.display()),
-            );
-            p
-        })?;
-        let active = self.domains.active();
-        *self.built_with.lock().unwrap_or_else(|e| e.into_inner()) = active.clone();
-        let mut unserved = Vec::new();
-        let mut apps = Vec::with_capacity(api_apps.len());
-        for value in api_apps {
-            match to_app(value) {
-                Ok(app) => apps.push(app),
-                Err(e) => unserved.push(Unserved {
-                    app: value
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .unwrap_or("?")
-                        .to_string(),
-                    domain: None,
-                    problems: vec![e],
-                }),
-            }
-        }
-        if unserved.is_empty() {
-            if let Ok(gateway) = self.assemble(&text, &apps, &active) {
-                return Ok((gateway, unserved));
-            }
-        }
-        self.assemble(&text, &[], &[])?;
-        let mut kept: Vec<AppFile> = Vec::with_capacity(apps.len());
-        for app in apps {
-            let id = app.id.clone();
-            kept.push(app);
-            if let Err(problems) = self.assemble(&text, &kept, &[]) {
-                kept.pop();
-                unserved.push(Unserved {
-                    app: id,
-                    domain: None,
-                    problems: lines(&problems),
-                });
-            }
-        }
-        let mut served: Vec<(String, String)> = Vec::with_capacity(active.len());
-        for (app, domain) in active {
-            if unserved.iter().any(|u| u.app == app && u.domain.is_none()) {
-                continue;
-            }
-            served.push((app.clone(), domain.clone()));
-            if let Err(problems) = self.assemble(&text, &kept, &served) {
-                served.pop();
-                unserved.push(Unserved {
-                    app,
-                    domain: Some(domain),
-                    problems: lines(&problems),
-                });
-            }
-        }
-        Ok((self.assemble(&text, &kept, &served)?, unserved))
     }
 
     /// Rebuilds from the (possibly changed) config file, the stored apps and the domain book
