@@ -287,7 +287,8 @@ impl DomainBook {
         .await
     }
 
-    /// Records that a certificate order for `domain` starts (seen in its history: who, when).
+    /// Records that a certificate order for `domain` starts: always in its history (who,
+    /// when), so a replica taking over another's order shows.
     pub async fn record_order(&self, domain: &str) -> Result<(), DomainError> {
         self.update(domain, |entry| {
             let message = if entry.status == DomainStatus::Active {
@@ -296,7 +297,7 @@ impl DomainBook {
                 "ordering a certificate"
             };
             let status = entry.status;
-            entry.note(status, message);
+            entry.record(status, message.into(), true);
         })
         .await
     }

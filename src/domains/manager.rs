@@ -129,6 +129,13 @@ impl DomainManager {
         {
             tracing::error!(%domain, error = %e, "custom domain status not stored");
         }
+        // Removed while its certificate was being ordered: the certificate goes too.
+        if activated && self.book.get(domain).is_none() {
+            if let Some(certificates) = &self.certificates {
+                certificates.discard(domain).await;
+            }
+            return;
+        }
         if activated {
             if let Err(e) = self.registry.resync().await {
                 tracing::error!(error = %e, "an activated domain could not be served");

@@ -101,9 +101,14 @@ impl CustomDomain {
         let message = message.into();
         let changed =
             self.status != status || self.error_message.as_deref() != Some(message.as_str());
+        self.record(status, message, changed);
+    }
+
+    /// Sets the status and message, and notes it in the history when `noted`.
+    fn record(&mut self, status: DomainStatus, message: String, noted: bool) {
         self.status = status;
         self.error_message = Some(message.clone());
-        if changed {
+        if noted {
             self.history.push(DomainEvent {
                 at: unix_now(),
                 status,

@@ -337,6 +337,21 @@ async fn three_replicas_share_apps_domains_certificates_and_the_work() {
     for _ in 0..3 {
         replicas.push(Some(fleet.replica(&origin).await));
     }
+    // Every replica holds the same apps and the same domain book.
+    let mut views = Vec::new();
+    for (replica, _) in replicas.iter().flatten() {
+        let (_, apps) = call(replica, "GET", "/api/apps", Some(TOKEN), None).await;
+        let (_, domains) = call(
+            replica,
+            "GET",
+            "/api/apps/shop/custom-domains",
+            Some(TOKEN),
+            None,
+        )
+        .await;
+        views.push((apps, domains));
+    }
+    assert!(views.windows(2).all(|w| w[0] == w[1]), "{views:?}");
     for (replica, ports) in replicas.iter().flatten() {
         assert_eq!(
             get(replica.addr, "/", "shop.test").await.unwrap().status,
