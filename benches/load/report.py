@@ -160,15 +160,79 @@ print("|---|---|---|")
 for name, ok, value in redis_checks:
     print(f"| {name} | {'met' if ok else '**missed**'} | {value} |")
 
+# Issue 16: the floor, oauth2-proxy, and the price of authentication.
+def cpu_of(n):
+    return cpu.get(n)
+
+
+def ratio(a, b, values):
+    return values[a] / values[b] if values.get(a) and values.get(b) else None
+
+
+pairs = [
+    ("reverse proxy, signed in, sessions in memory / in the cookie", "authgate-session",
+     "oauth2-proxy-cookie"),
+    ("reverse proxy, signed in, sessions in Redis", "authgate-session-redis", "oauth2-proxy-redis"),
+    ("behind nginx auth_request (oauth2-proxy: cookie sessions)", "nginx+authgate-forward-auth",
+     "nginx+oauth2-proxy-cookie"),
+    ("behind nginx auth_request (oauth2-proxy: Redis sessions)", "nginx+authgate-forward-auth",
+     "nginx+oauth2-proxy-redis"),
+]
+print("\n## How authgate compares (issue 16)\n")
+print("| setting | authgate req/s | oauth2-proxy req/s | × req/s | authgate CPU µs/req | "
+      "oauth2-proxy CPU µs/req | CPU ratio |")
+print("|---|---|---|---|---|---|---|")
+for label, ours, theirs in pairs:
+    if ours not in rps or theirs not in rps:
+        print(f"| {label} | | not run | | | | |")
+        continue
+    r = ratio(ours, theirs, rps)
+    c = ratio(ours, theirs, cpu)
+    print(f"| {label} | {rps[ours]:.0f} | {rps[theirs]:.0f} | {r:.2f}× | {cpu_of(ours) or 0:.1f} | "
+          f"{cpu_of(theirs) or 0:.1f} | {c:.2f}× |")
+print("\nThe nginx rows count nginx's workers' CPU with the auth server's (and Redis's for the "
+      "Redis rows). `pingora-floor` is examples/bare_proxy.rs: pingora with authgate's features, "
+      "allocator and server settings, and no auth at all.")
+
+floor_cpu, public_cpu = cpu_of("pingora-floor"), cpu_of("authgate-public")
+half_own = {r["scenario"]: float(r["p99_ms"]) for r in open_loop
+            if r["rate_basis"] == "authgate-public"}
+added_own = half_own.get("authgate-public", 0.0) - half_own.get("direct", 0.0)
+floor_checks = []
+if floor_cpu and public_cpu:
+    floor_checks.append(("public route ≤ 1.10× the floor's CPU per request",
+                         public_cpu <= 1.10 * floor_cpu,
+                         f"{public_cpu:.1f} vs {floor_cpu:.1f} µs ({public_cpu / floor_cpu:.2f}×)"))
+for n in ("authgate-session", "authgate-jwt-repeated"):
+    if cpu_of(n) and public_cpu:
+        floor_checks.append((f"{n} ≤ public + 2 µs CPU per request", cpu_of(n) <= public_cpu + 2,
+                             f"{cpu_of(n):.1f} vs {public_cpu:.1f} µs (+{cpu_of(n) - public_cpu:.1f})"))
+for label, ours, theirs in pairs:
+    if ours in rps and theirs in rps:
+        floor_checks.append((f"ahead of oauth2-proxy: {label}",
+                             rps[ours] > rps[theirs] and (cpu_of(ours) or 0) < (cpu_of(theirs) or 0),
+                             f"{ratio(ours, theirs, rps):.2f}× req/s, {ratio(ours, theirs, cpu):.2f}× CPU"))
+for ours, theirs in apache_match.items():
+    floor_checks.append((f"{ours} ≥ 4× {theirs}", get(ours) >= 4 * get(theirs),
+                         f"{get(ours) / get(theirs):.2f}×" if get(theirs) else "not run"))
+floor_checks.append(("p99 added over direct ≤ 1 ms at half authgate's own maximum rate",
+                     added_own <= 1.0, f"{added_own:.2f} ms"))
+print("\n## Targets (issue 16)\n")
+print("| target | result | measured |")
+print("|---|---|---|")
+for name, ok, value in floor_checks:
+    print(f"| {name} | {'met' if ok else '**missed**'} | {value} |")
+
 # The chart: one bar per scenario, median req/s.
-width, bar_h, gap, left = 720, 26, 10, 190
+width, bar_h, gap, left = 760, 26, 10, 230
 height = len(order) * (bar_h + gap) + 40
 top = max(rps.values())
 bars = []
 for i, n in enumerate(order):
     y = 20 + i * (bar_h + gap)
     w = (width - left - 90) * rps[n] / top
-    colour = "#3b7dd8" if n.startswith("authgate") else ("#c0703a" if n.startswith("apache") else "#9a9a9a")
+    colour = ("#3b7dd8" if "authgate" in n else "#c0703a" if n.startswith("apache")
+              else "#6a9a4a" if "oauth2-proxy" in n else "#9a9a9a")
     bars.append(f'<text x="{left - 8}" y="{y + 18}" text-anchor="end" font-size="13">{n}</text>'
                 f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{colour}"/>'
                 f'<text x="{left + w + 6:.1f}" y="{y + 18}" font-size="12">{rps[n]:.0f}</text>')

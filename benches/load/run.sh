@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# authgate's load harness: the gateway side by side with nginx and Apache mod_auth_openidc on
-# one machine, in one run.
+# authgate's load harness: the gateway side by side with pingora's own floor, nginx, Apache
+# mod_auth_openidc and oauth2-proxy on one machine, in one run.
 #
 #   benches/load/run.sh            # full run: 3 interleaved rounds of 10 s per scenario
 #   benches/load/run.sh --quick    # smoke run (CI): 1 round of 2 s, debug build, 2,000 sessions
@@ -9,11 +9,16 @@
 # upstream keep-alive, Apache httpd + mod_auth_openidc protecting the origin (an OIDC session
 # and a JWT resource server), the npm `oidc-provider` as the identity provider, authgate with
 # sessions in memory, and authgate with sessions in a Redis server (a replica's near cache on,
-# and off: every request a cold lookup). nginx gets 2 workers, Apache 2 server processes,
-# authgate 2 worker threads. Writes benches/load/results.md and benches/load/results.svg (the
+# and off: every request a cold lookup); a bare pingora proxy built like authgate
+# (examples/bare_proxy.rs: the floor); oauth2-proxy v7.15.6 signed in through the same provider,
+# with cookie sessions and with Redis sessions, as a reverse proxy and as nginx's
+# `auth_request` target, beside authgate as nginx's forward-auth target. nginx gets 2 workers,
+# Apache 2 server processes, authgate and the floor 2 worker threads, oauth2-proxy
+# GOMAXPROCS=2. Writes benches/load/results.md and benches/load/results.svg (the
 # full run; --quick writes to target/load-quick/). Needs Debian/Ubuntu: installs nginx-light,
 # wrk, apache2, libapache2-mod-auth-openidc, redis-server and openssl with apt, and oha
-# (open-loop load) with cargo.
+# (open-loop load) with cargo, and oauth2-proxy with `go install` (Go from the machine; about a
+# minute, so --quick runs it too).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=benches/load
@@ -41,12 +46,18 @@ fi
 export PATH="$HOME/.cargo/bin:$PATH"
 command -v oha >/dev/null 2>&1 || cargo install --locked --quiet oha
 npm ci --prefix tests/oidc-provider --no-audit --no-fund --loglevel=error
+examples=(--example mint_tokens --example sign_in_many --example bare_proxy)
 if [ "$profile" = release ]; then
-  cargo build --release --quiet --bin authgate --example mint_tokens --example sign_in_many
+  cargo build --release --quiet --bin authgate "${examples[@]}"
 else
-  cargo build --quiet --bin authgate --example mint_tokens --example sign_in_many
+  cargo build --quiet --bin authgate "${examples[@]}"
 fi
 bin=${CARGO_TARGET_DIR:-target}/$profile
+gobin=$(realpath -m "${CARGO_TARGET_DIR:-target}/go-bin")
+if [ ! -x "$gobin/oauth2-proxy" ]; then
+  command -v go >/dev/null 2>&1 || { echo "go is needed to build oauth2-proxy" >&2; exit 1; }
+  GOBIN="$gobin" go install github.com/oauth2-proxy/oauth2-proxy/v7@v7.15.6
+fi
 
 work=$(mktemp -d)
 chmod 755 "$work"
@@ -63,6 +74,7 @@ apache=18185 jwks_tls=18186 gw_sessions=18187 admin_sessions=18194
 demo_gw=18192 demo_admin=18193 demo_idp=18188 demo_origin=18189
 redis=18195 gw_redis=18196 admin_redis=18197 gw_cold=18198 admin_cold=18199
 gw_redis_sessions=18200 admin_redis_sessions=18201
+floor=18202 o2p=18203 o2p_redis=18204 ngx_o2p=18205 ngx_o2p_redis=18206 ngx_fa=18207
 
 # --- nginx: the origin, the plain proxy hop, and the JWKS for Apache (which wants https) ----
 mkdir -p "$work/nginx/logs" "$work/apache"
@@ -83,6 +95,38 @@ http {
     listen 127.0.0.1:$proxy;
     location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
+  # nginx in front, asking oauth2-proxy (cookie sessions, Redis sessions) or authgate about
+  # each request with auth_request (over kept-alive connections), then proxying to the origin
+  # itself.
+  upstream oauth2_proxy { server 127.0.0.1:$o2p; keepalive 64; }
+  upstream oauth2_proxy_redis { server 127.0.0.1:$o2p_redis; keepalive 64; }
+  upstream authgate { server 127.0.0.1:$gw; keepalive 64; }
+  server {
+    listen 127.0.0.1:$ngx_o2p;
+    location = /oauth2/auth {
+      internal; proxy_pass http://oauth2_proxy; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_pass_request_body off; proxy_set_header Content-Length "";
+    }
+    location / { auth_request /oauth2/auth; proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+  server {
+    listen 127.0.0.1:$ngx_o2p_redis;
+    location = /oauth2/auth {
+      internal; proxy_pass http://oauth2_proxy_redis; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_pass_request_body off; proxy_set_header Content-Length "";
+    }
+    location / { auth_request /oauth2/auth; proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+  server {
+    listen 127.0.0.1:$ngx_fa;
+    location = /_auth/verify {
+      internal; proxy_pass http://authgate; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_pass_request_body off; proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URL http://bench.test\$request_uri;
+      proxy_set_header X-Original-Method \$request_method;
+    }
+    location / { auth_request /_auth/verify; proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
   server {
     listen 127.0.0.1:$jwks_tls ssl;
     ssl_certificate $work/jwks.crt; ssl_certificate_key $work/jwks.key;
@@ -92,6 +136,12 @@ http {
 CONF
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g "daemon off;" &
 pids+=($!)
+nginx_pid=${pids[-1]}
+
+# --- pingora's floor: a bare proxy built like authgate, no auth ---------------------------
+"$bin/examples/bare_proxy" "127.0.0.1:$floor" "127.0.0.1:$origin" 2 2>"$work/floor.log" &
+pids+=($!)
+floor_pid=${pids[-1]}
 
 # --- Redis: the shared session store ------------------------------------------------------
 redis-server --port $redis --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null &
@@ -104,6 +154,7 @@ callbacks="http://127.0.0.1:$gw/_auth/callback,http://127.0.0.1:$gw_redis/_auth/
 callbacks="$callbacks,http://127.0.0.1:$gw_cold/_auth/callback"
 PORT=$idp REDIRECT_URI="$callbacks" POST_LOGOUT_URI="http://127.0.0.1:$gw/" \
   APACHE_REDIRECT_URI="http://127.0.0.1:$apache/session/redirect_uri" \
+  OAUTH2_PROXY_REDIRECT_URI="http://127.0.0.1:$o2p/oauth2/callback,http://127.0.0.1:$o2p_redis/oauth2/callback" \
   node tests/oidc-provider/server.mjs >/dev/null 2>&1 &
 pids+=($!)
 # authgate's development provider signs in fast enough to create 100,000 sessions; only its
@@ -127,6 +178,24 @@ wait_for "http://127.0.0.1:$idp/.well-known/openid-configuration" \
   "http://127.0.0.1:$demo_idp/.well-known/openid-configuration" \
   "https://127.0.0.1:$jwks_tls/jwks.json" "http://127.0.0.1:$origin/"
 for _ in $(seq 100); do [ "$(redis-cli -p $redis PING 2>/dev/null)" = PONG ] && break; sleep 0.1; done
+
+# --- oauth2-proxy: cookie sessions, and Redis sessions ------------------------------------
+start_oauth2_proxy() { # port, extra flags...
+  local port=$1; shift
+  GOMAXPROCS=2 "$gobin/oauth2-proxy" --http-address="127.0.0.1:$port" --provider=oidc \
+    --oidc-issuer-url="http://127.0.0.1:$idp" --client-id=oauth2-proxy \
+    --client-secret=oauth2-proxy-test-secret --redirect-url="http://127.0.0.1:$port/oauth2/callback" \
+    --code-challenge-method=S256 --cookie-secret=load-harness-oauth2-proxy-32byte \
+    --cookie-secure=false --email-domain='*' --insecure-oidc-allow-unverified-email=true \
+    --upstream="http://127.0.0.1:$origin/" --request-logging=false --auth-logging=false \
+    --standard-logging=false "$@" >"$work/oauth2-proxy-$port.log" 2>&1 &
+  pids+=($!)
+}
+start_oauth2_proxy $o2p
+o2p_pid=${pids[-1]}
+start_oauth2_proxy $o2p_redis --session-store-type=redis --redis-connection-url="redis://127.0.0.1:$redis"
+o2p_redis_pid=${pids[-1]}
+wait_for "http://127.0.0.1:$o2p/ping" "http://127.0.0.1:$o2p_redis/ping" "http://127.0.0.1:$floor/"
 
 # --- Apache httpd + mod_auth_openidc --------------------------------------------------------
 modules=/usr/lib/apache2/modules
@@ -193,6 +262,8 @@ start_gateway() {
 oidc_providers:
   - {id: node, issuer: 'http://127.0.0.1:$idp', client_id: authgate, client_secret: authgate-test-secret}
 sessions: {cookie_keys: ['load-harness-cookie-key-0123456789abcdef']}
+# nginx's forward-auth checks come from loopback.
+trusted_proxies: [127.0.0.1]
 jwt_issuers:
   - {id: bench, issuer: 'https://bench.authgate.test', jwks_file: '$work/jwt/jwks.json', audiences: [bench-api]}
 apps:
@@ -268,6 +339,8 @@ cookie=$(python3 $here/signin.py "http://127.0.0.1:$gw/session/start")
 redis_cookie=$(python3 $here/signin.py "http://127.0.0.1:$gw_redis/session/start")
 cold_cookie=$(python3 $here/signin.py "http://127.0.0.1:$gw_cold/session/start")
 apache_cookie=$(python3 $here/signin.py "http://127.0.0.1:$apache/session/start" mod_auth_openidc_session)
+o2p_cookie=$(python3 $here/signin.py "http://127.0.0.1:$o2p/oauth2/start?rd=%2F" _oauth2_proxy)
+o2p_redis_cookie=$(python3 $here/signin.py "http://127.0.0.1:$o2p_redis/oauth2/start?rd=%2F" _oauth2_proxy)
 token=$(head -1 "$work/jwt/tokens.txt")
 curl -fs -o /dev/null -H "Authorization: Bearer $token" "http://127.0.0.1:$apache/jwt/x" \
   || { echo "Apache refused the bearer token"; cat "$work/apache/error.log"; exit 1; }
@@ -282,10 +355,12 @@ request = function()
 end
 LUA
 
-# scenario name | whose CPU is read (authgate, apache or -) | URL | extra wrk arguments
+# scenario name | whose CPU is read (pids, apache, nginx,PIDS: nginx's workers and PIDS, or -) |
+# URL | extra wrk arguments
 scenarios=(
   "direct|-|http://127.0.0.1:$origin/|"
   "nginx|-|http://127.0.0.1:$proxy/|"
+  "pingora-floor|$floor_pid|http://127.0.0.1:$floor/|"
   "apache-session|apache|http://127.0.0.1:$apache/session/x|-H|Cookie: $apache_cookie"
   "apache-jwt|apache|http://127.0.0.1:$apache/jwt/x|-H|Authorization: Bearer $token"
   "authgate-public|$gw_pid|http://127.0.0.1:$gw/public/x|"
@@ -295,6 +370,11 @@ scenarios=(
   "authgate-jwt-repeated|$gw_pid|http://127.0.0.1:$gw/jwt/x|-H|Authorization: Bearer $token"
   "authgate-jwt-distinct|$nocache_pid|http://127.0.0.1:$gw_nocache/jwt/x|-s|$work/distinct.lua"
   "authgate-reject-401|$gw_pid|http://127.0.0.1:$gw/session/x|"
+  "oauth2-proxy-cookie|$o2p_pid|http://127.0.0.1:$o2p/x|-H|Cookie: $o2p_cookie"
+  "oauth2-proxy-redis|$o2p_redis_pid,$redis_pid|http://127.0.0.1:$o2p_redis/x|-H|Cookie: $o2p_redis_cookie"
+  "nginx+oauth2-proxy-cookie|nginx,$o2p_pid|http://127.0.0.1:$ngx_o2p/x|-H|Cookie: $o2p_cookie"
+  "nginx+oauth2-proxy-redis|nginx,$o2p_redis_pid,$redis_pid|http://127.0.0.1:$ngx_o2p_redis/x|-H|Cookie: $o2p_redis_cookie"
+  "nginx+authgate-forward-auth|nginx,$gw_pid|http://127.0.0.1:$ngx_fa/session/x|-H|Cookie: $cookie"
 )
 
 # CPU ticks (user + system) of a comma-separated list of processes.
@@ -303,7 +383,14 @@ cpu_ticks() {
   for p in ${1//,/ }; do total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
   echo "$total"
 }
-whose() { case "$1" in -) echo "";; apache) apache_pids;; *) echo "$1";; esac; }
+whose() {
+  case "$1" in
+    -) echo "";;
+    apache) apache_pids;;
+    nginx,*) echo "$(pgrep -d, -P "$nginx_pid"),${1#nginx,}";;
+    *) echo "$1";;
+  esac
+}
 results="$work/results.csv"
 echo "round,scenario,rps,p50_ms,p99_ms,requests,server_cpu_us_per_request,non2xx" > "$results"
 for round in $(seq "$rounds"); do

@@ -1,8 +1,8 @@
 // A real OpenID Connect provider (the certified npm `oidc-provider`) for authgate's
 // integration tests and load harness. Started with PORT, REDIRECT_URI (several, comma-separated)
 // and POST_LOGOUT_URI; signs in any login through its development interactions. Loopback only.
-// With APACHE_REDIRECT_URI it also registers the client Apache mod_auth_openidc signs in with
-// (load harness). With BACKCHANNEL_LOGOUT_URI the gateway's client is registered for
+// With APACHE_REDIRECT_URI it also registers the client Apache mod_auth_openidc signs in with,
+// and with OAUTH2_PROXY_REDIRECT_URI (comma-separated) oauth2-proxy's (load harness). With BACKCHANNEL_LOGOUT_URI the gateway's client is registered for
 // Back-Channel Logout 1.0 (with `sid`), and the provider's outgoing requests reach test host
 // names (app.test:PORT) on 127.0.0.1.
 import http from 'node:http';
@@ -29,6 +29,13 @@ const provider = new Provider(issuer, {
     client_secret: 'apache-test-secret',
     redirect_uris: [process.env.APACHE_REDIRECT_URI],
     grant_types: ['authorization_code'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_basic',
+  }] : []).concat(process.env.OAUTH2_PROXY_REDIRECT_URI ? [{
+    client_id: 'oauth2-proxy',
+    client_secret: 'oauth2-proxy-test-secret',
+    redirect_uris: process.env.OAUTH2_PROXY_REDIRECT_URI.split(','),
+    grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
   }] : []),
