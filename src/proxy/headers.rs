@@ -25,7 +25,9 @@ const FORWARDING: [&str; 6] = [
 /// canonical form: lower-case with `_` read as `-`.
 #[derive(Debug, Clone, Default)]
 pub struct ManagedHeaders {
-    exact: Vec<String>,
+    /// Looked up once per request header: a search, not a scan of the ~50 default names.
+    /// Ordered, so its `Debug` form (part of the compile context's fingerprint) is stable.
+    exact: std::collections::BTreeSet<String>,
     prefixes: Vec<String>,
 }
 
@@ -54,7 +56,7 @@ impl ManagedHeaders {
             if is_prefix {
                 managed.prefixes.push(name);
             } else {
-                managed.exact.push(name);
+                managed.exact.insert(name);
             }
         }
         Ok(managed)
@@ -69,7 +71,7 @@ impl ManagedHeaders {
     /// True when a client-sent header of this name must not reach the origin.
     pub fn is_managed(&self, name: &str) -> bool {
         let name = canonical(name);
-        self.exact.iter().any(|m| *m == name)
+        self.exact.contains(name.as_ref())
             || self.prefixes.iter().any(|p| name.starts_with(p.as_str()))
     }
 }
