@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use authgate::domains::certificates::{Certificates, Vault};
-use authgate::domains::{CustomDomain, DomainStatus};
-use authgate::store::Documents;
+
+#[path = "support/fleet.rs"]
+mod fleet;
 
 const COOKIE_KEY: &str = "a-cookie-key-shared-by-the-replicas-0123456789";
 
@@ -97,28 +98,8 @@ async fn populate(gateway: &authgate::config::Gateway, apps: usize, origin: u16)
             .unwrap(),
     );
     let list: Vec<serde_json::Value> = (0..apps).map(|i| app(i, origin)).collect();
-    let domains: Vec<CustomDomain> = (0..apps)
-        .map(|i| CustomDomain {
-            app: format!("app-{i}"),
-            domain: format!("www.customer-{i}.test"),
-            status: DomainStatus::Active,
-            error_message: None,
-            dns_records: Vec::new(),
-            issued_at: Some(1_700_000_000),
-            failures: 0,
-            retry_at: None,
-            history: Vec::new(),
-        })
-        .collect();
-    let documents: &dyn Documents = &*store;
-    assert!(documents
-        .replace("apps.json", None, &serde_json::to_vec(&list).unwrap())
-        .await
-        .unwrap());
-    assert!(documents
-        .replace("domains.json", None, &serde_json::to_vec(&domains).unwrap())
-        .await
-        .unwrap());
+    let domains = fleet::active_domains(apps);
+    fleet::store(&*store, &list, &domains).await;
     let scratch = tempfile::tempdir().unwrap();
     let serving = Arc::new(authgate::tls::CertStore::load(scratch.path()).unwrap());
     let vault = Certificates::new(serving, Vault::Shared(store.clone()));

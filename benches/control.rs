@@ -14,11 +14,13 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use authgate::domains::{CustomDomain, DomainBook, DomainStatus};
+use authgate::domains::DomainBook;
 use authgate::registry::{ControlStore, Registry};
 use authgate::store::memory::MemoryStore;
-use authgate::store::Documents;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+
+#[path = "support/fleet.rs"]
+mod fleet;
 
 /// A configuration with `apps` apps.
 fn config(apps: usize) -> String {
@@ -69,28 +71,7 @@ fn api_app(i: usize) -> serde_json::Value {
 async fn stored_fleet(apps: usize) -> Arc<MemoryStore> {
     let store = Arc::new(MemoryStore::new());
     let list: Vec<serde_json::Value> = (0..apps).map(api_app).collect();
-    let domains: Vec<CustomDomain> = (0..apps)
-        .map(|i| CustomDomain {
-            app: format!("app-{i}"),
-            domain: format!("www.customer-{i}.test"),
-            status: DomainStatus::Active,
-            error_message: None,
-            dns_records: Vec::new(),
-            issued_at: Some(1_700_000_000),
-            failures: 0,
-            retry_at: None,
-            history: Vec::new(),
-        })
-        .collect();
-    let documents: &dyn Documents = &*store;
-    documents
-        .replace("apps.json", None, &serde_json::to_vec(&list).unwrap())
-        .await
-        .unwrap();
-    documents
-        .replace("domains.json", None, &serde_json::to_vec(&domains).unwrap())
-        .await
-        .unwrap();
+    fleet::store(&*store, &list, &fleet::active_domains(apps)).await;
     store
 }
 

@@ -190,6 +190,25 @@ async fn add(gw: &Gateway, dns: &TestDns, domain: &str) {
     publish(dns, domain, &entry).await;
 }
 
+/// Waits, at most a second from now in all, until no replica completes a TLS handshake for
+/// `domain` (each through its own client in `clients`) and none serves `host`.
+async fn withdrawn_within_a_second(
+    replicas: &[Option<(Gateway, Ports)>],
+    clients: &[reqwest::Client],
+    domain: &str,
+    host: &str,
+) {
+    let started = Instant::now();
+    for ((replica, ports), client) in replicas.iter().flatten().zip(clients) {
+        let left = Duration::from_secs(1).saturating_sub(started.elapsed());
+        until(left, &format!("{domain} and {host} withdrawn"), || async {
+            !serves_tls(client, domain, ports.tls).await
+                && get(replica.addr, "/", host).await.unwrap().status == 404
+        })
+        .await;
+    }
+}
+
 /// Whether `host` is served over TLS at `tls_port` with a certificate from pebble's root.
 async fn serves_tls(client: &reqwest::Client, host: &str, tls_port: u16) -> bool {
     client
@@ -367,13 +386,20 @@ async fn three_replicas_share_apps_domains_certificates_and_the_work() {
     }
 
     // A domain removed on one replica is withdrawn by every replica within a second.
-    let mut clients = Vec::new();
-    for (_, ports) in replicas.iter().flatten() {
-        clients.push((
-            pebble_client_for(&pebble, &ca_root, "one.customer.test", ports.tls).await,
-            pebble_client_for(&pebble, &ca_root, "two.customer.test", ports.tls).await,
-        ));
-    }
+    let clients_for = |domain: &'static str| {
+        let (pebble, ca_root, replicas) = (&pebble, &ca_root, &replicas);
+        async move {
+            let mut clients = Vec::new();
+            for (_, ports) in replicas.iter().flatten() {
+                clients.push(pebble_client_for(pebble, ca_root, domain, ports.tls).await);
+            }
+            clients
+        }
+    };
+    let (one, two) = (
+        clients_for("one.customer.test").await,
+        clients_for("two.customer.test").await,
+    );
     let (status, _) = call(
         &replicas[0].as_ref().unwrap().0,
         "DELETE",
@@ -383,19 +409,7 @@ async fn three_replicas_share_apps_domains_certificates_and_the_work() {
     )
     .await;
     assert_eq!(status, 204);
-    let started = Instant::now();
-    for ((replica, ports), (client, _)) in replicas.iter().flatten().zip(&clients) {
-        let left = Duration::from_secs(1).saturating_sub(started.elapsed());
-        until(left, "one.customer.test withdrawn", || async {
-            !serves_tls(client, "one.customer.test", ports.tls).await
-                && get(replica.addr, "/", "one.customer.test")
-                    .await
-                    .unwrap()
-                    .status
-                    == 404
-        })
-        .await;
-    }
+    withdrawn_within_a_second(&replicas, &one, "one.customer.test", "one.customer.test").await;
 
     // The app deleted on another replica takes its last domain with it, everywhere.
     let (status, _) = call(
@@ -407,15 +421,7 @@ async fn three_replicas_share_apps_domains_certificates_and_the_work() {
     )
     .await;
     assert_eq!(status, 204);
-    let started = Instant::now();
-    for ((replica, ports), (_, client)) in replicas.iter().flatten().zip(&clients) {
-        let left = Duration::from_secs(1).saturating_sub(started.elapsed());
-        until(left, "shop and two.customer.test withdrawn", || async {
-            !serves_tls(client, "two.customer.test", ports.tls).await
-                && get(replica.addr, "/", "shop.test").await.unwrap().status == 404
-        })
-        .await;
-    }
+    withdrawn_within_a_second(&replicas, &two, "two.customer.test", "shop.test").await;
     // Nothing is left behind in the store: no domain, no certificate.
     let keys = std::process::Command::new("redis-cli")
         .args([
