@@ -159,7 +159,6 @@ pub fn certified_key(chain: &str, key: &str) -> Result<Arc<CertifiedKey>, String
 }
 
 fn load_dir(dir: &Path) -> Result<HashMap<String, Arc<CertifiedKey>>, String> {
-    let provider = crypto_provider()?;
     let entries =
         std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     let mut out = HashMap::new();
@@ -175,18 +174,13 @@ fn load_dir(dir: &Path) -> Result<HashMap<String, Arc<CertifiedKey>>, String> {
             Some(domain) => format!("*.{}", domain.to_ascii_lowercase()),
             None => stem.to_ascii_lowercase(),
         };
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+        };
         let key_path = path.with_extension("key");
-        let (certs, key) = pingora::tls::load_certs_and_key_files(
-            &path.to_string_lossy(),
-            &key_path.to_string_lossy(),
-        )
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .ok_or_else(|| format!("{}: no certificate or key found", path.display()))?;
-        let signing = provider
-            .key_provider
-            .load_private_key(key)
-            .map_err(|e| format!("{}: {e}", key_path.display()))?;
-        out.insert(name, Arc::new(CertifiedKey::new(certs, signing)));
+        let key = certified_key(&read(&path)?, &read(&key_path)?)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        out.insert(name, key);
     }
     Ok(out)
 }

@@ -8,8 +8,7 @@
 //! domain at a time, never re-reading the others.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,22 +62,6 @@ fn keep_for(chain: &str) -> Duration {
     }
 }
 
-/// Writes `bytes` to `path` whole (beside it, then renamed over), readable by the owner only.
-fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()));
-    written
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| format!("cannot store {}: {e}", path.display()))
-}
-
 /// The issued certificates this replica serves, and where they are kept.
 pub struct Certificates {
     serving: Arc<CertStore>,
@@ -115,8 +98,13 @@ impl Certificates {
         let certificate = certified_key(chain, key)?;
         match &self.vault {
             Vault::Directory(dir) => {
-                write_whole(&dir.join(format!("{domain}.key")), key.as_bytes())?;
-                write_whole(&dir.join(format!("{domain}.crt")), chain.as_bytes())?;
+                for (ext, pem) in [("key", key), ("crt", chain)] {
+                    crate::store::file::write_file(
+                        &dir.join(format!("{domain}.{ext}")),
+                        pem.as_bytes(),
+                    )
+                    .map_err(|e| format!("cannot store the certificate: {e}"))?;
+                }
             }
             Vault::Shared(records) => {
                 let stored = Stored {

@@ -55,7 +55,9 @@ fn read_file(path: &Path) -> StoreResult<Option<Vec<u8>>> {
     }
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> StoreResult<()> {
+/// Writes `bytes` to `path` whole: beside it under a unique name, synced, renamed over;
+/// readable by the gateway's user only.
+pub fn write_file(path: &Path, bytes: &[u8]) -> StoreResult<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| failed("cannot create", dir, e))?;
     let temporary = path.with_extension(format!("tmp-{}", super::random_token()));
